@@ -1,0 +1,124 @@
+"""Versioned artifacts in the BentoML model store, checksummed at save and verified at load.
+
+Serving needs only ``scorer.npz`` (numpy arrays, read without pickle) and ``policy.json``.
+The scikit-learn model is kept too (``sklearn_model.joblib``) for offline analysis; the
+service never unpickles it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import bentoml
+import joblib
+from bentoml.exceptions import NotFound
+
+from fairgate.features import FeatureSpec
+from fairgate.policy import ThresholdPolicy
+from fairgate.scorer import Scorer, load_scorer, save_scorer
+
+DEFAULT_MODEL_NAME: Final[str] = "fairgate-loan"
+SCORER_FILE: Final[str] = "scorer.npz"
+POLICY_FILE: Final[str] = "policy.json"
+METADATA_FILE: Final[str] = "metadata.json"
+SKLEARN_FILE: Final[str] = "sklearn_model.joblib"
+SERVING_FILES: Final[tuple[str, ...]] = (SCORER_FILE, POLICY_FILE, METADATA_FILE)
+NO_MODEL: Final[str] = (
+    "no model {tag!r} in the BentoML model store ({store}); train one with `fairgate train`"
+)
+
+
+class ArtifactError(RuntimeError):
+    """Artifacts missing, corrupted or tampered with: the service must not start on them."""
+
+
+@dataclass(frozen=True)
+class ServingBundle:
+    """Everything the online path needs, verified."""
+
+    tag: str
+    scorer: Scorer
+    policy: ThresholdPolicy
+    spec: FeatureSpec
+    metadata: dict[str, Any]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_artifacts(
+    *,
+    name: str,
+    scorer: Scorer,
+    policy: ThresholdPolicy,
+    spec: FeatureSpec,
+    metadata: dict[str, Any],
+    sklearn_model: Any,
+) -> str:
+    """Write one versioned model to the store; return its tag (``name:version``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        save_scorer(scorer, staging / SCORER_FILE)
+        (staging / POLICY_FILE).write_text(json.dumps(policy.to_dict(), indent=2))
+        body = metadata | {
+            "include_sensitive": spec.include_sensitive,
+            "feature_names": list(spec.names),
+        }
+        (staging / METADATA_FILE).write_text(json.dumps(body, indent=2, sort_keys=True))
+        joblib.dump(sklearn_model, staging / SKLEARN_FILE)
+        checksums = {f.name: sha256_file(f) for f in sorted(staging.iterdir())}
+        labels = {
+            "policy_version": policy.version,
+            "scorer": scorer.kind,
+            "constraint": policy.constraint,
+        }
+        with bentoml.models.create(name, labels=labels, metadata={"checksums": checksums}) as model:
+            for file in staging.iterdir():
+                shutil.copy2(file, model.path_of(file.name))
+    return str(model.tag)
+
+
+def load_serving_bundle(tag: str = f"{DEFAULT_MODEL_NAME}:latest") -> ServingBundle:
+    """Load and verify a model for serving. Raises ``ArtifactError`` with an actionable message."""
+    try:
+        model = bentoml.models.get(tag)
+    except NotFound as error:
+        home = os.environ.get("BENTOML_HOME", "~/bentoml")
+        raise ArtifactError(NO_MODEL.format(tag=tag, store=home)) from error
+    root = Path(model.path)
+    checksums: dict[str, str] = (model.info.metadata or {}).get("checksums", {})
+    for file in SERVING_FILES:
+        path = root / file
+        if file not in checksums:
+            raise ArtifactError(f"{model.tag}: no recorded checksum for {file}; retrain the model")
+        if not path.is_file():
+            raise ArtifactError(f"{model.tag}: artifact file {file} is missing")
+        if sha256_file(path) != checksums[file]:
+            raise ArtifactError(
+                f"{model.tag}: {file} does not match the checksum recorded at training "
+                "(corrupted or tampered with); refusing to serve it"
+            )
+    try:
+        metadata = json.loads((root / METADATA_FILE).read_text())
+        policy = ThresholdPolicy.from_dict(json.loads((root / POLICY_FILE).read_text()))
+        scorer = load_scorer(root / SCORER_FILE)
+    except (ValueError, KeyError, OSError) as error:
+        raise ArtifactError(f"{model.tag}: unreadable artifact: {error}") from error
+    spec = FeatureSpec(include_sensitive=bool(metadata["include_sensitive"]))
+    if list(spec.names) != metadata["feature_names"]:
+        raise ArtifactError(f"{model.tag}: feature names differ from this code's feature builder")
+    return ServingBundle(
+        tag=str(model.tag), scorer=scorer, policy=policy, spec=spec, metadata=metadata
+    )

@@ -1,0 +1,173 @@
+"""Compiled scorers: the trained scikit-learn model as plain numpy arrays.
+
+The service scores with these, not with scikit-learn: no pickle is loaded at serving time
+(arrays are stored in ``.npz`` read with ``allow_pickle=False``) and a single application
+costs microseconds instead of the ~0.3-1.6 ms of a scikit-learn ``predict_proba`` call.
+Both scorers repeat scikit-learn's float operations in the same order, so their scores
+equal ``predict_proba(X)[:, 1]`` exactly (tested on held-out data; the stated tolerance
+is 1e-12 in case a BLAS build reorders a dot product).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.special import expit
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+class Scorer(Protocol):
+    kind: str
+
+    def score(self, features: np.ndarray) -> np.ndarray: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+
+class LogisticScorer:
+    """``expit(((x - mean) / scale) @ coef + intercept)``, as StandardScaler + LogisticRegression."""
+
+    kind = "logistic"
+
+    def __init__(
+        self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray
+    ) -> None:
+        self.mean = mean
+        self.scale = scale
+        self.coef = coef  # shape (1, n_features), as scikit-learn keeps it
+        self.intercept = intercept
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        scaled = (features - self.mean) / self.scale
+        decision = scaled @ self.coef.T + self.intercept
+        return expit(decision.ravel())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "mean": self.mean,
+            "scale": self.scale,
+            "coef": self.coef,
+            "intercept": self.intercept,
+        }
+
+
+class TreeScorer:
+    """A HistGradientBoosting ensemble flattened into node arrays and walked level by level.
+
+    Leaves point to themselves, so every (row, tree) walk can run ``depth`` steps with no
+    branching; the leaf values are then accumulated tree by tree from the baseline, the
+    same order scikit-learn adds them in.
+    """
+
+    kind = "trees"
+
+    def __init__(
+        self,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        value: np.ndarray,
+        roots: np.ndarray,
+        baseline: np.ndarray,
+        depth: np.ndarray,
+    ) -> None:
+        self.feature = feature
+        self.threshold = threshold
+        self.left = left
+        self.right = right
+        self.value = value
+        self.roots = roots
+        self.baseline = baseline
+        self.depth = depth
+        self._steps = int(depth[0])
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        n = features.shape[0]
+        node = np.broadcast_to(self.roots, (n, self.roots.size)).copy()
+        rows = np.arange(n)[:, None]
+        for _ in range(self._steps):
+            x = features[rows, self.feature[node]]
+            node = np.where(x <= self.threshold[node], self.left[node], self.right[node])
+        leaf_values = self.value[node]
+        raw = np.empty((n, leaf_values.shape[1] + 1))
+        raw[:, 0] = self.baseline[0]
+        raw[:, 1:] = leaf_values
+        return expit(np.cumsum(raw, axis=1)[:, -1])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "left": self.left,
+            "right": self.right,
+            "value": self.value,
+            "roots": self.roots,
+            "baseline": self.baseline,
+            "depth": self.depth,
+        }
+
+
+def _compile_trees(model: HistGradientBoostingClassifier) -> TreeScorer:
+    feature, threshold, left, right, value, roots = [], [], [], [], [], []
+    offset, max_depth = 0, 0
+    for (predictor,) in model._predictors:
+        nodes = predictor.nodes
+        if nodes["is_categorical"].any():
+            raise ValueError("categorical splits are not supported by the compiled scorer")
+        own = np.arange(len(nodes))
+        leaf = nodes["is_leaf"].astype(bool)
+        feature.append(np.where(leaf, 0, nodes["feature_idx"]))
+        threshold.append(np.where(leaf, np.inf, nodes["num_threshold"]))
+        left.append(np.where(leaf, own, nodes["left"]) + offset)
+        right.append(np.where(leaf, own, nodes["right"]) + offset)
+        value.append(nodes["value"])
+        roots.append(offset)
+        max_depth = max(max_depth, int(nodes["depth"].max()))
+        offset += len(nodes)
+    return TreeScorer(
+        feature=np.concatenate(feature).astype(np.intp),
+        threshold=np.concatenate(threshold).astype(np.float64),
+        left=np.concatenate(left).astype(np.intp),
+        right=np.concatenate(right).astype(np.intp),
+        value=np.concatenate(value).astype(np.float64),
+        roots=np.asarray(roots, dtype=np.intp),
+        baseline=np.asarray(model._baseline_prediction, dtype=np.float64).ravel(),
+        depth=np.asarray([max_depth], dtype=np.intp),
+    )
+
+
+def compile_model(model: Any) -> Scorer:
+    """Compile a fitted model from ``training.model.build_model`` into a numpy scorer."""
+    if isinstance(model, HistGradientBoostingClassifier):
+        return _compile_trees(model)
+    if isinstance(model, Pipeline):
+        scaler, classifier = model.named_steps["scale"], model.named_steps["classify"]
+        if isinstance(scaler, StandardScaler) and isinstance(classifier, LogisticRegression):
+            return LogisticScorer(
+                mean=scaler.mean_.copy(),
+                scale=scaler.scale_.copy(),
+                coef=classifier.coef_.copy(),
+                intercept=classifier.intercept_.copy(),
+            )
+    raise TypeError(f"no compiled scorer for {type(model).__name__}")
+
+
+def save_scorer(scorer: Scorer, path: Path) -> None:
+    np.savez(path, kind=np.array(scorer.kind), **scorer.arrays())
+
+
+def load_scorer(path: Path) -> Scorer:
+    with np.load(path, allow_pickle=False) as data:
+        kind = str(data["kind"])
+        arrays = {key: data[key] for key in data.files if key != "kind"}
+    if kind == LogisticScorer.kind:
+        return LogisticScorer(**arrays)
+    if kind == TreeScorer.kind:
+        return TreeScorer(**arrays)
+    raise ValueError(f"{path}: unknown scorer kind {kind!r}")

@@ -1,0 +1,35 @@
+"""Response models. Pydantic models, not dicts: a ``-> dict`` return makes BentoML 1.4
+rebuild a JSON schema on every response."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+PROBE_HEADER = "X-Fairgate-Probe"
+
+
+class Decision(BaseModel):
+    application_id: str
+    decision: Literal["approve", "deny"]
+    approved: bool
+    score: float = Field(description="Model probability of approval before the fairness policy.")
+    approval_probability: float = Field(description="P(approve) under the group's rule.")
+    group: str = Field(description="The applicant's group under the policy's attributes.")
+    rule: str = Field(description="Which rule was applied: the group, or unseen:<fallback>.")
+    rule_text: str
+    policy_version: str
+    model_version: str
+    probe: bool
+
+
+class BatchDecision(BaseModel):
+    count: int
+    decisions: list[Decision]
+
+
+class PolicyView(BaseModel):
+    model_version: str
+    policy: dict[str, Any]
+    training: dict[str, Any]

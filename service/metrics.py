@@ -1,0 +1,70 @@
+"""The service's own Prometheus metrics, beside BentoML's request metrics on /metrics.
+
+Created lazily inside the worker: BentoML sets PROMETHEUS_MULTIPROC_DIR after importing
+the service module, and metrics made before that are invisible in multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+
+SCORE_BUCKETS = (*tuple(i / 20 for i in range(1, 20)), 1.0)
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    decisions: Counter
+    probe_decisions: Counter
+    unseen_groups: Counter
+    score: Histogram
+    info: Gauge
+
+
+def create_metrics() -> ServiceMetrics:
+    return ServiceMetrics(
+        decisions=Counter(
+            "fairgate_decisions_total",
+            "Live-traffic decisions by policy group and outcome (probes excluded).",
+            ["group", "outcome"],
+        ),
+        probe_decisions=Counter(
+            "fairgate_probe_decisions_total",
+            "Decisions on requests marked as probes.",
+            ["group", "outcome"],
+        ),
+        unseen_groups=Counter(
+            "fairgate_unseen_group_decisions_total",
+            "Decisions for groups unseen at training, decided by the fallback rule.",
+            ["group", "traffic"],
+        ),
+        score=Histogram(
+            "fairgate_score",
+            "Model score (before the policy), live traffic.",
+            buckets=SCORE_BUCKETS,
+        ),
+        # "max" keeps one series across workers instead of one per pid.
+        info=Gauge(
+            "fairgate_model_info",
+            "Model and policy being served (value 1).",
+            ["model_version", "policy_version", "scorer", "constraint"],
+            multiprocess_mode="max",
+        ),
+    )
+
+
+def observe_many(histogram: Histogram, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every v, with one increment per bucket.
+
+    prometheus_client stores non-cumulative bucket counts and puts a value in the first
+    bucket whose upper bound is >= the value; ``searchsorted(..., side="left")`` is that
+    rule. A batch of 1,000 would otherwise cost 1,000 locked mmap writes.
+    """
+    bounds = np.asarray(histogram._upper_bounds)
+    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+    for bucket, n in zip(histogram._buckets, counts.tolist(), strict=True):
+        if n:
+            bucket.inc(n)
+    histogram._sum.inc(float(np.sum(values)))

@@ -1,0 +1,1 @@
+"""Offline training: loan book -> model -> fairness audit -> compiled policy -> artifacts."""

@@ -1,0 +1,37 @@
+"""Model families the trainer can fit, each with a compiled serving scorer."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, get_args
+
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fairgate.features import FeatureSpec
+
+ModelKind = Literal["logistic", "gbm"]
+MODEL_KINDS: Final[tuple[str, ...]] = get_args(ModelKind)
+
+
+def build_model(kind: ModelKind, *, spec: FeatureSpec, seed: int) -> Any:
+    """An unfitted estimator. GBM is monotone in income so the prober's bisection is sound."""
+    if kind == "logistic":
+        return Pipeline(
+            [
+                ("scale", StandardScaler()),
+                ("classify", LogisticRegression(max_iter=1000, random_state=seed)),
+            ]
+        )
+    if kind == "gbm":
+        # Depth is capped so the compiled level-by-level walk stays fast at serving time.
+        return HistGradientBoostingClassifier(
+            max_iter=100,
+            max_depth=6,
+            learning_rate=0.1,
+            early_stopping=False,
+            monotonic_cst=spec.monotonic_constraints,
+            random_state=seed,
+        )
+    raise ValueError(f"model must be one of {MODEL_KINDS}, got {kind!r}")

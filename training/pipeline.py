@@ -1,0 +1,250 @@
+"""One training run: loan book -> split -> fit -> audit -> mitigate -> compile -> save."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from fairgate.artifacts import DEFAULT_MODEL_NAME, save_artifacts
+from fairgate.features import FeatureSpec
+from fairgate.policy import ThresholdPolicy, UnseenRule
+from fairgate.schema import GROUP_SEPARATOR, group_keys
+from fairgate.scorer import Scorer, compile_model
+from training.fairness import fairness_report
+from training.loan_book import BiasConfig, LoanBook, load_loan_book, synthetic_loan_book
+from training.mitigate import Constraint, Objective, compile_policy, fit_threshold_optimizer
+from training.model import ModelKind, build_model
+from training.report import write_reports
+
+Step = Callable[[str], None]
+_PACKAGES = ("fairgate", "scikit-learn", "fairlearn", "numpy", "mimesis", "bentoml")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    rows: int = 200_000
+    seed: int = 42
+    bias: BiasConfig = field(default_factory=BiasConfig)
+    model: ModelKind = "logistic"
+    include_sensitive: bool = False
+    constraint: Constraint = "demographic_parity"
+    objective: Objective = "accuracy_score"
+    attributes: tuple[str, ...] = ("gender",)
+    audit_attributes: tuple[str, ...] = ("gender", "age_band")
+    unseen_rule: UnseenRule = "most-lenient"
+    bootstrap: int = 200
+    data: Path | None = None
+    label_column: str = "approved"
+    column_map: dict[str, str] = field(default_factory=dict)
+    model_name: str = DEFAULT_MODEL_NAME
+    reports_dir: Path | None = Path("reports")
+    save: bool = True
+
+
+@dataclass
+class Split:
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    book: LoanBook
+    features: np.ndarray
+    split: Split
+    model: Any
+    optimizer: Any
+    scorer: Scorer
+    policy: ThresholdPolicy
+    metrics: dict[str, Any]
+    tag: str | None
+
+
+def stratified_split(labels: np.ndarray, groups: np.ndarray, *, seed: int) -> Split:
+    """60/20/20 split, stratified on label x group so small groups land in every part."""
+    _, strata = np.unique(groups.astype(str), return_inverse=True)
+    strata = strata * 2 + labels
+    index = np.arange(len(labels))
+    train, rest = train_test_split(index, test_size=0.4, random_state=seed, stratify=strata)
+    validation, test = train_test_split(
+        rest, test_size=0.5, random_state=seed, stratify=strata[rest]
+    )
+    return Split(train=np.sort(train), validation=np.sort(validation), test=np.sort(test))
+
+
+def groupings(
+    columns: dict[str, np.ndarray], attributes: tuple[str, ...], audit: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Audit groupings: each attribute alone, the policy's grouping, and their intersection."""
+    names = list(dict.fromkeys([*audit, *attributes]))
+    result = {name: group_keys(columns, (name,)) for name in names}
+    for combined in {tuple(attributes), tuple(audit)}:
+        if len(combined) > 1:
+            result[GROUP_SEPARATOR.join(combined)] = group_keys(columns, combined)
+    return result
+
+
+def _take(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[rows] for name, values in columns.items()}
+
+
+def run_training(config: TrainConfig, step: Step = lambda _: None) -> TrainResult:
+    step("loan book")
+    if config.data is not None:
+        book = load_loan_book(
+            config.data, label_column=config.label_column, column_map=config.column_map
+        )
+    else:
+        book = synthetic_loan_book(config.rows, seed=config.seed, bias=config.bias)
+    spec = FeatureSpec(include_sensitive=config.include_sensitive)
+    features = spec.build(book.columns)
+    policy_groups = group_keys(book.columns, config.attributes)
+    split = stratified_split(book.label, policy_groups, seed=config.seed)
+
+    step("fit model")
+    model = build_model(config.model, spec=spec, seed=config.seed)
+    model.fit(features[split.train], book.label[split.train])
+    scorer = compile_model(model)
+
+    step("baseline audit")
+    test_columns = _take(book.columns, split.test)
+    test_groupings = groupings(test_columns, config.attributes, config.audit_attributes)
+    y_test = book.label[split.test]
+    test_scores = scorer.score(features[split.test])
+    baseline = fairness_report(
+        y_test,
+        (test_scores > 0.5).astype(np.int8),
+        test_scores,
+        test_groupings,
+        n_boot=config.bootstrap,
+        seed=config.seed,
+    )
+
+    step("mitigate")
+    validation = split.validation
+    optimizer = fit_threshold_optimizer(
+        model,
+        features[validation],
+        book.label[validation],
+        policy_groups[validation],
+        constraint=config.constraint,
+        objective=config.objective,
+    )
+    policy = compile_policy(
+        optimizer,
+        attributes=config.attributes,
+        scores=scorer.score(features[validation]),
+        groups=policy_groups[validation],
+        unseen_rule=config.unseen_rule,
+    )
+    approved, _, _ = policy.decide(
+        test_columns["application_id"], test_scores, policy_groups[split.test]
+    )
+    mitigated = fairness_report(
+        y_test,
+        approved.astype(np.int8),
+        None,
+        test_groupings,
+        n_boot=config.bootstrap,
+        seed=config.seed,
+    )
+
+    attribute = GROUP_SEPARATOR.join(config.attributes)
+    metrics: dict[str, Any] = {
+        "tag": None,
+        "config": _config_dict(config),
+        "data": {
+            "source": book.source,
+            "rows": len(book),
+            "fingerprint": book.fingerprint(),
+            "train_rows": len(split.train),
+            "validation_rows": len(split.validation),
+            "test_rows": len(split.test),
+        },
+        "baseline": baseline,
+        "mitigated": mitigated,
+        "tradeoff": {
+            "accuracy_cost": mitigated["overall"]["accuracy"] - baseline["overall"]["accuracy"],
+            "dp_ratio_before": baseline["groups"][attribute]["demographic_parity_ratio"],
+            "dp_ratio_after": mitigated["groups"][attribute]["demographic_parity_ratio"],
+        },
+        "policy": policy.to_dict(),
+        "versions": {name: version(name) for name in _PACKAGES}
+        | {"python": platform.python_version()},
+    }
+    tag = None
+    if config.save:
+        step("save artifacts")
+        tag = save_artifacts(
+            name=config.model_name,
+            scorer=scorer,
+            policy=policy,
+            spec=spec,
+            metadata=_artifact_metadata(metrics),
+            sklearn_model=model,
+        )
+        metrics["tag"] = tag
+    if config.reports_dir is not None:
+        step("write reports")
+        write_reports(
+            config.reports_dir,
+            metrics,
+            labels=book.label[validation],
+            scores=scorer.score(features[validation]),
+            groups=policy_groups[validation],
+        )
+    return TrainResult(
+        config=config,
+        book=book,
+        features=features,
+        split=split,
+        model=model,
+        optimizer=optimizer,
+        scorer=scorer,
+        policy=policy,
+        metrics=metrics,
+        tag=tag,
+    )
+
+
+def _config_dict(config: TrainConfig) -> dict[str, Any]:
+    data = asdict(config)
+    data["data"] = str(config.data) if config.data else None
+    data["reports_dir"] = str(config.reports_dir) if config.reports_dir else None
+    return data
+
+
+def _artifact_metadata(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What the service exposes on GET /policy: config, data identity, training-time fairness."""
+    attribute = GROUP_SEPARATOR.join(metrics["config"]["attributes"])
+    summary = {
+        label: {
+            "overall": metrics[label]["overall"],
+            "by_group": metrics[label]["groups"][attribute]["by_group"],
+            "demographic_parity_ratio": metrics[label]["groups"][attribute][
+                "demographic_parity_ratio"
+            ],
+            "demographic_parity_difference": metrics[label]["groups"][attribute][
+                "demographic_parity_difference"
+            ],
+            "equalized_odds_difference": metrics[label]["groups"][attribute][
+                "equalized_odds_difference"
+            ],
+        }
+        for label in ("baseline", "mitigated")
+    }
+    return {
+        "config": metrics["config"],
+        "data": metrics["data"],
+        "fairness": summary,
+        "versions": metrics["versions"],
+    }
