@@ -162,3 +162,7 @@ def serve(
 
 def main() -> None:  # pragma: no cover - console script entry
     app()
+
+
+if __name__ == "__main__":
+    app()
