@@ -60,7 +60,7 @@ def train(
     attribute: Annotated[
         list[str],
         typer.Option(
-            help="Protected attribute(s) the thresholds are per group of (repeat for intersections)."
+            help="Protected attribute(s) to set thresholds per group of (repeatable)."
         ),
     ] = ["gender"],  # noqa: B006
     unseen_rule: Annotated[
@@ -160,8 +160,131 @@ def serve(
     raise typer.Exit(subprocess.call(command, env=env, cwd=Path(__file__).resolve().parent.parent))
 
 
-def main() -> None:  # pragma: no cover - console script entry
-    app()
+@app.command()
+def probe(
+    target: Annotated[str | None, typer.Option(help="Base URL of the decision service.")] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between cycles.")] = None,
+    pairs: Annotated[int | None, typer.Option(help="Twin pairs per attribute per cycle.")] = None,
+    gap_sample: Annotated[int | None, typer.Option(help="Applicants for the income gap.")] = None,
+    attribute: Annotated[list[str] | None, typer.Option(help="Attribute to flip (repeat).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the probe population.")] = None,
+    listen: Annotated[
+        str | None, typer.Option("--web.listen-address", help="HOST:PORT for /metrics.")
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config.file", exists=True, help="TOML file of settings.")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Run one cycle, print the audit, exit.")] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="With --once: write JSON.")
+    ] = None,
+    markdown_out: Annotated[
+        Path | None, typer.Option("--markdown", help="With --once: write Markdown.")
+    ] = None,
+) -> None:
+    """Counterfactual prober: twins differing only in a protected attribute, as probes."""
+    import logging
+    import tomllib
+
+    from monitoring.audit import markdown, print_audit, to_json
+    from monitoring.client import DecisionClient
+    from monitoring.config import ConfigError, config_from_mapping, env_mapping
+    from monitoring.runner import probe_once, serve_forever
+
+    raw: dict = tomllib.loads(config_file.read_text()) if config_file else {}
+    raw |= env_mapping(os.environ)
+    flags = {
+        "target": target,
+        "interval_seconds": interval,
+        "pairs": pairs,
+        "gap_sample": gap_sample,
+        "attributes": attribute,
+        "seed": seed,
+        "listen_address": listen,
+    }
+    raw |= {k: v for k, v in flags.items() if v is not None}
+    try:
+        config = config_from_mapping(raw)
+    except ConfigError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if not once:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        serve_forever(config)
+        return
+    client = DecisionClient(config.target, timeout=config.timeout_seconds)
+    result = probe_once(config, None, 0, client)
+    if result is None:
+        console.print(f"[red]error:[/red] probing {config.target} failed (see log above)")
+        raise typer.Exit(1)
+    print_audit(result, Console())
+    if json_out:
+        json_out.write_text(to_json(result))
+    if markdown_out:
+        markdown_out.write_text(markdown(result))
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Service port.")] = 3000,
+    probe_port: Annotated[int, typer.Option(help="Prober /metrics port.")] = 9109,
+    once: Annotated[bool, typer.Option(help="Stop after the first audit.")] = False,
+) -> None:
+    """Train the default model if none exists, serve it, and probe it."""
+    import time
+
+    import httpx
+
+    from fairgate.artifacts import ArtifactError, load_serving_bundle
+
+    try:
+        load_serving_bundle()
+    except ArtifactError:
+        typer.echo("no model yet: training the synthetic default (fairgate train)")
+        app(["train"], standalone_mode=False)
+    env = service_env(2)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "service.service:DecisionService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise typer.Exit(1)
+            time.sleep(0.5)
+        typer.echo(f"service ready on {url} (try {url}/docs.json, {url}/policy)")
+        app(["probe", "--once", "--target", url], standalone_mode=False)
+        if not once:
+            typer.echo(
+                f"probing every 30 s; prober metrics on http://127.0.0.1:{probe_port}/metrics"
+            )
+            app(
+                ["probe", "--target", url, "--web.listen-address", f"127.0.0.1:{probe_port}"],
+                standalone_mode=False,
+            )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.terminate()
+        server.wait(30)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ class Scorer(Protocol):
 
 
 class LogisticScorer:
-    """``expit(((x - mean) / scale) @ coef + intercept)``, as StandardScaler + LogisticRegression."""
+    """``expit((x - mean) / scale . coef + intercept)``: StandardScaler + LogisticRegression."""
 
     kind = "logistic"
 

@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     """The naive model (gender as a feature) on the default income-bar book, 40k rows."""
     reports = tmp_path_factory.mktemp("reports")
-    config = TrainConfig(rows=40_000, seed=7, include_sensitive=True, bootstrap=50,
-                         reports_dir=reports)
+    config = TrainConfig(
+        rows=40_000, seed=7, include_sensitive=True, bootstrap=50, reports_dir=reports
+    )
     return run_training(config)
 
 
@@ -56,13 +57,31 @@ class LiveService:
     def __init__(self, tag: str, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="bentoml-serve-", suffix=".log", delete=False)
-        env = os.environ | {"FAIRGATE_MODEL": tag, "FAIRGATE_WORKERS": str(workers),
-                            "OMP_NUM_THREADS": "1"}
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
+            prefix="bentoml-serve-", suffix=".log", delete=False)
+        env = os.environ | {
+            "FAIRGATE_MODEL": tag,
+            "FAIRGATE_WORKERS": str(workers),
+            "OMP_NUM_THREADS": "1",
+        }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bentoml", "serve", "service.service:DecisionService",
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "bentoml",
+                "serve",
+                "service.service:DecisionService",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait(self) -> LiveService:
         try:

@@ -21,7 +21,8 @@ def test_generated_rows_pass_the_schema_and_look_like_a_loan_book():
     women = columns["gender"] == "female"
     # The realistic asymmetry the proxy preset relies on: more part-time work among women.
     assert np.mean(columns["weekly_hours"][women] < 30) > np.mean(
-        columns["weekly_hours"][~women] < 30)
+        columns["weekly_hours"][~women] < 30
+    )
 
 
 def test_service_and_training_build_identical_features():

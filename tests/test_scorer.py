@@ -25,7 +25,7 @@ def test_compiled_scorer_equals_sklearn_on_holdout(data, kind, tmp_path):
     # Same decisions at the 0.5 cut (ties: both use score > 0.5).
     np.testing.assert_array_equal(scorer.score(holdout) > 0.5, model.predict(holdout) == 1)
     # A row scores the same alone as in any batch (decisions must not depend on company).
-    singles = np.concatenate([scorer.score(holdout[i:i + 1]) for i in range(300)])
+    singles = np.concatenate([scorer.score(holdout[i : i + 1]) for i in range(300)])
     np.testing.assert_array_equal(singles, scorer.score(holdout)[:300])
     save_scorer(scorer, tmp_path / "scorer.npz")
     reloaded = load_scorer(tmp_path / "scorer.npz")

@@ -36,8 +36,9 @@ def test_same_application_same_decision_across_calls_and_batches(client):
     records = to_records(generate_applicants(200, seed=31))
     singles = [client.post("/decide", json=r).json() for r in records[:50]]
     batch = client.post("/decide_batch", json={"applications": records}).json()["decisions"]
-    reversed_batch = client.post("/decide_batch",
-                                 json={"applications": records[::-1]}).json()["decisions"][::-1]
+    reversed_batch = client.post("/decide_batch", json={"applications": records[::-1]}).json()[
+        "decisions"
+    ][::-1]
     for single, a, b in zip(singles, batch, reversed_batch, strict=False):
         assert single["approved"] == a["approved"] == b["approved"]
         assert single["score"] == a["score"]
@@ -47,12 +48,14 @@ def test_same_application_same_decision_across_calls_and_batches(client):
 def test_service_decisions_equal_the_trained_policy(client, trained):
     """The served decision is the sklearn model's score through the fitted policy."""
     columns = generate_applicants(300, seed=32)
-    served = client.post("/decide_batch",
-                         json={"applications": to_records(columns)}).json()["decisions"]
+    served = client.post("/decide_batch", json={"applications": to_records(columns)}).json()[
+        "decisions"
+    ]
     features = FeatureSpec(include_sensitive=True).build(columns)
     scores = trained.model.predict_proba(features)[:, 1]
-    approved, _, _ = trained.policy.decide(columns["application_id"], scores,
-                                           group_keys(columns, ("gender",)))
+    approved, _, _ = trained.policy.decide(
+        columns["application_id"], scores, group_keys(columns, ("gender",))
+    )
     assert [d["approved"] for d in served] == approved.tolist()
     assert [d["score"] for d in served] == pytest.approx(scores.tolist(), abs=1e-12)
 
@@ -109,8 +112,9 @@ def test_batch_limits(client):
 
 
 def test_malformed_json_is_a_400(client):
-    response = client.post("/decide", content=b"{not json",
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/decide", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
 
 

@@ -33,19 +33,26 @@ def test_decide_batch_errors_and_metrics(live_service):
     batch = httpx.post(f"{url}/decide_batch", json={"applications": records}).json()
     assert batch["count"] == 20
     assert batch["decisions"][0]["approved"] == single["approved"]
-    probes = httpx.post(f"{url}/decide_batch", json={"applications": records},
-                        headers={"X-Fairgate-Probe": "1"}).json()
+    probes = httpx.post(
+        f"{url}/decide_batch", json={"applications": records}, headers={"X-Fairgate-Probe": "1"}
+    ).json()
     assert all(d["probe"] for d in probes["decisions"])
 
     bad = httpx.post(f"{url}/decide", json=EXAMPLE | {"annual_income": "lots"})
     assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["annual_income"]
 
     after = httpx.get(f"{url}/metrics").text
-    live = sum(metric(after, "fairgate_decisions_total", group=g, outcome=o)
-               - metric(before, "fairgate_decisions_total", group=g, outcome=o)
-               for g in ("female", "male") for o in ("approve", "deny"))
-    probe = sum(metric(after, "fairgate_probe_decisions_total", group=g, outcome=o)
-                for g in ("female", "male") for o in ("approve", "deny"))
+    live = sum(
+        metric(after, "fairgate_decisions_total", group=g, outcome=o)
+        - metric(before, "fairgate_decisions_total", group=g, outcome=o)
+        for g in ("female", "male")
+        for o in ("approve", "deny")
+    )
+    probe = sum(
+        metric(after, "fairgate_probe_decisions_total", group=g, outcome=o)
+        for g in ("female", "male")
+        for o in ("approve", "deny")
+    )
     assert live == 21  # one single + a batch of 20; the 20 probes are not in here
     assert probe == 20
     assert "fairgate_score_bucket" in after
@@ -54,12 +61,14 @@ def test_decide_batch_errors_and_metrics(live_service):
 
 def test_same_decision_after_a_restart(trained, live_service):
     records = to_records(generate_applicants(50, seed=42))
-    first = httpx.post(f"{live_service.url}/decide_batch",
-                       json={"applications": records}).json()["decisions"]
+    first = httpx.post(f"{live_service.url}/decide_batch", json={"applications": records}).json()[
+        "decisions"
+    ]
     other = LiveService(trained.tag, workers=1).wait()
     try:
-        again = httpx.post(f"{other.url}/decide_batch",
-                           json={"applications": records}).json()["decisions"]
+        again = httpx.post(f"{other.url}/decide_batch", json={"applications": records}).json()[
+            "decisions"
+        ]
     finally:
         other.stop()
     assert [d["approved"] for d in first] == [d["approved"] for d in again]
@@ -67,14 +76,25 @@ def test_same_decision_after_a_restart(trained, live_service):
 
 def test_refuses_to_start_without_a_model(tmp_path):
     env = {"BENTOML_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "fairgate.cli", "serve"], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "fairgate.cli", "serve"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "train one with `fairgate train`" in " ".join(result.stderr.split())
 
 
 def test_bentoml_build_accepts_the_bentofile(trained):
-    result = subprocess.run([sys.executable, "-m", "bentoml", "build", "--output", "tag"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", "--output", "tag"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fairgate:" in result.stdout

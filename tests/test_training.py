@@ -28,9 +28,12 @@ def test_reported_group_metrics_equal_fairlearn_metricframe(trained):
     y = trained.book.label[test]
     scores = trained.model.predict_proba(trained.features[test])[:, 1]
     y_pred = (scores > 0.5).astype(int)
-    frame = MetricFrame(metrics={"sr": selection_rate, "tpr": true_positive_rate,
-                                 "fpr": false_positive_rate},
-                        y_true=y, y_pred=y_pred, sensitive_features=groups)
+    frame = MetricFrame(
+        metrics={"sr": selection_rate, "tpr": true_positive_rate, "fpr": false_positive_rate},
+        y_true=y,
+        y_pred=y_pred,
+        sensitive_features=groups,
+    )
     reported = trained.metrics["baseline"]["groups"]["gender"]
     for group in ("female", "male"):
         row = reported["by_group"][group]
@@ -39,11 +42,14 @@ def test_reported_group_metrics_equal_fairlearn_metricframe(trained):
         assert row["false_positive_rate"] == frame.by_group.loc[group, "fpr"]
         assert row["count"] == (groups == group).sum()
     assert reported["demographic_parity_ratio"] == demographic_parity_ratio(
-        y, y_pred, sensitive_features=groups)
+        y, y_pred, sensitive_features=groups
+    )
     assert reported["demographic_parity_difference"] == demographic_parity_difference(
-        y, y_pred, sensitive_features=groups)
+        y, y_pred, sensitive_features=groups
+    )
     assert reported["equalized_odds_difference"] == equalized_odds_difference(
-        y, y_pred, sensitive_features=groups)
+        y, y_pred, sensitive_features=groups
+    )
 
 
 def test_naive_model_is_unfair_and_mitigation_fixes_parity(trained):
@@ -77,8 +83,20 @@ def test_training_is_reproducible(tmp_path):
 
 def test_cli_train_and_bad_option(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "--rows", "5000", "--bootstrap", "10",
-                                 "--reports", str(tmp_path), "--name", "fairgate-cli-test"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--rows",
+            "5000",
+            "--bootstrap",
+            "10",
+            "--reports",
+            str(tmp_path),
+            "--name",
+            "fairgate-cli-test",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "saved fairgate-cli-test:" in result.output
     bad = runner.invoke(app, ["train", "--rows", "5000", "--model", "forest"])

@@ -111,7 +111,8 @@ def markdown_report(metrics: dict[str, Any]) -> str:
     lines = [
         f"# Fairness audit: {metrics['tag']}",
         "",
-        f"Data: {data['source']}, {data['rows']:,} applications (test split {data['test_rows']:,}), "
+        f"Data: {data['source']}, {data['rows']:,} applications "
+        f"(test split {data['test_rows']:,}), "
         f"fingerprint `{data['fingerprint'][:16]}`. Model: {metrics['config']['model']} "
         f"({'with' if metrics['config']['include_sensitive'] else 'without'} protected attributes "
         f"as features). Seed {metrics['config']['seed']}.",

@@ -1,0 +1,1 @@
+"""The counterfactual prober sidecar and the Prometheus/Grafana configuration it ships with."""

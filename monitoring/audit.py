@@ -1,0 +1,101 @@
+"""The counterfactual audit as terminal tables, JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from monitoring.prober import CycleResult
+
+
+def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
+    gap = result.gap
+    return {
+        "target": result.target,
+        "decisions_sent": result.decisions_sent,
+        "duration_seconds": result.duration_seconds,
+        "attributes": [
+            {
+                "attribute": a.attribute,
+                "approval_rate": a.approval_rate,
+                "four_fifths_ratio": a.approval_ratio,
+                "pairs": [vars(p) for p in a.pairs],
+                "twins": a.rows[:rows],
+            }
+            for a in result.attributes
+        ],
+        "income_gap": None if gap is None else {k: v for k, v in vars(gap).items() if k != "gaps"},
+    }
+
+
+def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
+    for attribute in result.attributes:
+        values = list(attribute.approval_rate)
+        table = Table(
+            title=f"Twins differing only in {attribute.attribute} "
+            f"(first {rows} of {len(attribute.rows)})"
+        )
+        table.add_column("application id")
+        table.add_column("income", justify="right")
+        for value in values:
+            table.add_column(value)
+        for row in attribute.rows[:rows]:
+            table.add_row(
+                row["application_id"],
+                f"${row['annual_income']:,.0f}",
+                *("approve" if row[v] else "deny" for v in values),
+            )
+        console.print(table)
+        rates = ", ".join(f"{v} {r:.1%}" for v, r in attribute.approval_rate.items())
+        console.print(f"approval: {rates}; four-fifths ratio {attribute.approval_ratio:.2f}")
+        for p in attribute.pairs:
+            console.print(
+                f"  {p.group_a} vs {p.group_b}: flip rate {p.flip_rate:.1%} "
+                f"(favours {p.group_a} {p.favours_a_rate:.1%}, "
+                f"{p.group_b} {p.favours_b_rate:.1%}), "
+                f"mean score difference {p.mean_score_difference:+.3f}"
+            )
+    if result.gap is not None:
+        g = result.gap
+        console.print(
+            f"income gap ({g.group_a} minus {g.group_b}), {g.measured} of {g.sampled} "
+            f"applicants: median ${g.median_dollars:,.0f}, 90th percentile "
+            f"${g.p90_dollars:,.0f}; non-monotone {g.non_monotone}, never approved "
+            f"{g.never_approved}"
+        )
+    console.print(f"{result.decisions_sent} probe decisions in {result.duration_seconds:.2f} s")
+
+
+def markdown(result: CycleResult, rows: int = 20) -> str:
+    lines = [f"# Counterfactual audit of {result.target}", ""]
+    for attribute in result.attributes:
+        values = list(attribute.approval_rate)
+        lines += [
+            f"## {attribute.attribute}",
+            "",
+            "| application id | income | " + " | ".join(values) + " |",
+            "|---|---:|" + "---|" * len(values),
+        ]
+        for row in attribute.rows[:rows]:
+            lines.append(
+                f"| {row['application_id']} | ${row['annual_income']:,.0f} | "
+                + " | ".join("approve" if row[v] else "deny" for v in values)
+                + " |"
+            )
+        lines += ["", f"Four-fifths ratio {attribute.approval_ratio:.2f}.", ""]
+        for p in attribute.pairs:
+            lines.append(f"- {p.group_a} vs {p.group_b}: flip rate {p.flip_rate:.1%}")
+        lines.append("")
+    if result.gap is not None:
+        lines.append(
+            f"Income gap: median ${result.gap.median_dollars:,.0f}, "
+            f"p90 ${result.gap.p90_dollars:,.0f}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def to_json(result: CycleResult) -> str:
+    return json.dumps(as_dict(result), indent=2, default=float)

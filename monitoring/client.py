@@ -1,0 +1,84 @@
+"""HTTP client for any endpoint that speaks the service's request schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import httpx
+import numpy as np
+
+from fairgate.generator import to_records
+from service.api_models import PROBE_HEADER
+
+MAX_REQUEST_BATCH: Final[int] = 1000
+
+
+class ProbeError(Exception):
+    """A probe request failed; ``kind`` is a low-cardinality label for the errors metric."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass
+class DecisionClient:
+    """Posts applicant tables to ``{target}{batch_path}`` marked as probes."""
+
+    target: str
+    timeout: float = 10.0
+    batch_path: str = "/decide_batch"
+    client: httpx.Client | None = None
+
+    def __post_init__(self) -> None:
+        self.client = self.client or httpx.Client(timeout=self.timeout, headers={PROBE_HEADER: "1"})
+        self.requests = 0
+
+    def decide(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Return (approved, score) per row, in order."""
+        records = to_records(columns)
+        approved, scores = [], []
+        for start in range(0, len(records), MAX_REQUEST_BATCH):
+            chunk = records[start : start + MAX_REQUEST_BATCH]
+            decisions = self._post(chunk)
+            if len(decisions) != len(chunk):
+                raise ProbeError(
+                    "bad_response", f"asked {len(chunk)} decisions, got {len(decisions)}"
+                )
+            for item in decisions:
+                try:
+                    approved.append(bool(item["approved"]))
+                    scores.append(float(item.get("score", np.nan)))
+                except (KeyError, TypeError, ValueError) as error:
+                    raise ProbeError(
+                        "bad_response", f"decision without 'approved': {item!r}"
+                    ) from error
+        return np.array(approved, dtype=bool), np.array(scores, dtype=np.float64)
+
+    def _post(self, records: list[dict]) -> list[dict]:
+        assert self.client is not None
+        self.requests += 1
+        try:
+            response = self.client.post(
+                f"{self.target}{self.batch_path}", json={"applications": records}
+            )
+        except httpx.TimeoutException as error:
+            raise ProbeError("timeout", f"{self.target}: timed out") from error
+        except httpx.HTTPError as error:
+            raise ProbeError("connection", f"{self.target}: {error}") from error
+        if response.status_code >= 500:
+            raise ProbeError("http_5xx", f"{self.target}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise ProbeError(
+                "http_4xx", f"{self.target}: HTTP {response.status_code}: {response.text[:300]}"
+            )
+        try:
+            body = response.json()
+            return body["decisions"] if isinstance(body, dict) else body
+        except (ValueError, KeyError) as error:
+            raise ProbeError("bad_response", f"{self.target}: unreadable body") from error
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()

@@ -1,0 +1,137 @@
+"""The prober's Prometheus metrics, on a registry passed in (tests give a fresh one).
+
+A failed cycle clears every fairness gauge of its target and sets probe success to 0, so
+an old value never looks fresh; the last-success timestamp lets alerts catch staleness.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from monitoring.prober import CycleResult
+
+
+class ProberMetrics:
+    def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+
+        def gauge(name: str, doc: str, labels: list[str]) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        pair = ["target", "attribute", "group_a", "group_b"]
+        self.flip = gauge(
+            "fairgate_probe_flip_ratio", "Share of twin pairs whose decisions differ.", pair
+        )
+        self.favoured = gauge(
+            "fairgate_probe_favoured_ratio",
+            "Share of pairs where only the 'favoured' twin is approved.",
+            ["target", "attribute", "favoured", "other"],
+        )
+        self.score_mean = gauge(
+            "fairgate_probe_score_difference_mean",
+            "Mean score(group_a) - score(group_b) over pairs.",
+            pair,
+        )
+        self.score_max = gauge(
+            "fairgate_probe_score_difference_max_abs",
+            "Largest |score difference| over pairs.",
+            pair,
+        )
+        self.approval = gauge(
+            "fairgate_probe_approval_ratio",
+            "Approval rate of each group's twins (probe population).",
+            ["target", "attribute", "group"],
+        )
+        self.four_fifths = gauge(
+            "fairgate_probe_four_fifths_ratio",
+            "Lowest group's probe approval rate over the highest's.",
+            ["target", "attribute"],
+        )
+        self.gap = gauge(
+            "fairgate_probe_income_gap_dollars",
+            "Extra income group_a needs over group_b to be approved.",
+            ["target", "attribute", "group_a", "group_b", "quantile"],
+        )
+        self.gap_excluded = gauge(
+            "fairgate_probe_income_gap_excluded",
+            "Sampled applicants left out of the gap, by reason.",
+            ["target", "reason"],
+        )
+        self.success = gauge("fairgate_probe_success", "1 if the last cycle succeeded.", ["target"])
+        self.duration = gauge(
+            "fairgate_probe_duration_seconds", "Duration of the last cycle.", ["target"]
+        )
+        self.last_success = gauge(
+            "fairgate_probe_last_success_timestamp_seconds",
+            "Unix time of the last successful cycle.",
+            ["target"],
+        )
+        self.pairs = Counter(
+            "fairgate_probe_pairs_sent_total",
+            "Twin pairs sent.",
+            ["target", "attribute"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "fairgate_probe_errors_total",
+            "Failed cycles by error kind.",
+            ["target", "kind"],
+            registry=registry,
+        )
+        self._fairness = [
+            self.flip,
+            self.favoured,
+            self.score_mean,
+            self.score_max,
+            self.approval,
+            self.four_fifths,
+            self.gap,
+            self.gap_excluded,
+        ]
+
+    def _clear(self, target: str) -> None:
+        for metric in self._fairness:
+            for labels in list(metric._metrics):
+                if labels[0] == target:
+                    metric.remove(*labels)
+
+    def record_success(self, result: CycleResult) -> None:
+        target = result.target
+        self._clear(target)
+        for attribute in result.attributes:
+            for group, rate in attribute.approval_rate.items():
+                self.approval.labels(target, attribute.attribute, group).set(rate)
+            self.four_fifths.labels(target, attribute.attribute).set(attribute.approval_ratio)
+            for p in attribute.pairs:
+                labels = (target, p.attribute, p.group_a, p.group_b)
+                self.flip.labels(*labels).set(p.flip_rate)
+                self.score_mean.labels(*labels).set(p.mean_score_difference)
+                self.score_max.labels(*labels).set(p.max_abs_score_difference)
+                self.favoured.labels(target, p.attribute, p.group_a, p.group_b).set(
+                    p.favours_a_rate
+                )
+                self.favoured.labels(target, p.attribute, p.group_b, p.group_a).set(
+                    p.favours_b_rate
+                )
+            self.pairs.labels(target, attribute.attribute).inc(len(attribute.rows))
+        if result.gap is not None and result.gap.measured:
+            gap = result.gap
+            for quantile, value in (("0.5", gap.median_dollars), ("0.9", gap.p90_dollars)):
+                self.gap.labels(target, gap.attribute, gap.group_a, gap.group_b, quantile).set(
+                    value
+                )
+        if result.gap is not None:
+            self.gap_excluded.labels(target, "non_monotone").set(result.gap.non_monotone)
+            self.gap_excluded.labels(target, "never_approved").set(result.gap.never_approved)
+        self.success.labels(target).set(1)
+        self.duration.labels(target).set(result.duration_seconds)
+        self.last_success.labels(target).set(self.clock())
+
+    def record_failure(self, target: str, kind: str, duration_seconds: float) -> None:
+        self._clear(target)
+        self.success.labels(target).set(0)
+        self.duration.labels(target).set(duration_seconds)
+        self.errors.labels(target, kind).inc()

@@ -1,0 +1,57 @@
+"""The sidecar loop: cycle, export, sleep; never dies on a failed cycle."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from monitoring.client import DecisionClient, ProbeError
+from monitoring.config import ProberConfig
+from monitoring.exporter import ProberMetrics
+from monitoring.prober import CycleResult, ProbeSettings, run_cycle
+
+log = logging.getLogger("fairgate.prober")
+
+
+def settings_of(config: ProberConfig) -> ProbeSettings:
+    return ProbeSettings(
+        pairs=config.pairs,
+        gap_sample=config.gap_sample,
+        attributes=config.attributes,
+        seed=config.seed,
+    )
+
+
+def probe_once(
+    config: ProberConfig, metrics: ProberMetrics | None, cycle: int, client: DecisionClient
+) -> CycleResult | None:
+    started = time.perf_counter()
+    try:
+        result = run_cycle(client, settings_of(config), cycle)
+    except ProbeError as error:
+        log.warning("probe cycle %d failed (%s): %s", cycle, error.kind, error)
+        if metrics is not None:
+            metrics.record_failure(config.target, error.kind, time.perf_counter() - started)
+        return None
+    if metrics is not None:
+        metrics.record_success(result)
+    return result
+
+
+def serve_forever(config: ProberConfig, stop: threading.Event | None = None) -> None:
+    registry = CollectorRegistry()
+    metrics = ProberMetrics(registry)
+    host, port = config.listen
+    start_http_server(port, addr=host, registry=registry)
+    log.info("prober metrics on http://%s:%d/metrics, probing %s", host, port, config.target)
+    stop = stop or threading.Event()
+    client = DecisionClient(config.target, timeout=config.timeout_seconds)
+    cycle = 0
+    while not stop.is_set():
+        probe_once(config, metrics, cycle, client)
+        cycle += 1
+        stop.wait(config.interval_seconds)
+    client.close()
