@@ -6,6 +6,7 @@ Prints wall time per step and peak resident memory (generate, fit, evaluate, mit
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import tempfile
 import time
@@ -22,17 +23,26 @@ def main() -> None:
     marks: list[tuple[str, float]] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as reports:
-        config = TrainConfig(rows=args.rows, model=args.model, include_sensitive=True,
-                             reports_dir=Path(reports), model_name="fairgate-bench")
+        config = TrainConfig(
+            rows=args.rows,
+            model=args.model,
+            include_sensitive=True,
+            reports_dir=Path(reports),
+            model_name="fairgate-bench",
+        )
         result = run_training(config, lambda step: marks.append((step, time.perf_counter())))
     total = time.perf_counter() - started
     marks.append(("end", time.perf_counter()))
-    print(f"rows={args.rows:,} model={args.model} total={total:.1f}s "
-          f"peak_rss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}MiB")
-    for (step, at), (_, after) in zip(marks, marks[1:], strict=False):
+    print(
+        f"rows={args.rows:,} model={args.model} total={total:.1f}s "
+        f"peak_rss={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}MiB"
+    )
+    for (step, at), (_, after) in itertools.pairwise(marks):
         print(f"  {step:<16} {after - at:6.1f}s")
-    print(f"  dp ratio {result.metrics['tradeoff']['dp_ratio_before']:.3f} -> "
-          f"{result.metrics['tradeoff']['dp_ratio_after']:.3f}")
+    print(
+        f"  dp ratio {result.metrics['tradeoff']['dp_ratio_before']:.3f} -> "
+        f"{result.metrics['tradeoff']['dp_ratio_after']:.3f}"
+    )
 
 
 if __name__ == "__main__":
