@@ -59,9 +59,7 @@ def train(
     ] = "accuracy_score",
     attribute: Annotated[
         list[str],
-        typer.Option(
-            help="Protected attribute(s) to set thresholds per group of (repeatable)."
-        ),
+        typer.Option(help="Protected attribute(s) to set thresholds per group of (repeatable)."),
     ] = ["gender"],  # noqa: B006
     unseen_rule: Annotated[
         str, typer.Option(help="Rule for groups unseen at fit: most-lenient, pooled.")
@@ -128,6 +126,21 @@ def service_env(workers: int) -> dict[str, str]:
     return os.environ | {"OMP_NUM_THREADS": "1", "FAIRGATE_WORKERS": str(workers)}
 
 
+def serve_command(host: str, port: int) -> list[str]:
+    """The one ``bentoml serve`` command line (used by serve, demo and the live tests)."""
+    return [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "service.service:DecisionService",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+
+
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
@@ -146,18 +159,11 @@ def serve(
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     env = service_env(workers) | {"FAIRGATE_MODEL": model_tag}
-    command = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "service.service:DecisionService",
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    raise typer.Exit(subprocess.call(command, env=env, cwd=Path(__file__).resolve().parent.parent))
+    raise typer.Exit(
+        subprocess.call(
+            serve_command(host, port), env=env, cwd=Path(__file__).resolve().parent.parent
+        )
+    )
 
 
 @app.command()
@@ -244,17 +250,7 @@ def demo(
         app(["train"], standalone_mode=False)
     env = service_env(2)
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "service.service:DecisionService",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        serve_command("127.0.0.1", port),
         env=env,
         cwd=Path(__file__).resolve().parent.parent,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 import httpx
 import pytest
 
+from fairgate.cli import serve_command
 from training.pipeline import TrainConfig, TrainResult, run_training
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,24 +58,15 @@ class LiveService:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
-            prefix="bentoml-serve-", suffix=".log", delete=False)
+            prefix="bentoml-serve-", suffix=".log", delete=False
+        )
         env = os.environ | {
             "FAIRGATE_MODEL": tag,
             "FAIRGATE_WORKERS": str(workers),
             "OMP_NUM_THREADS": "1",
         }
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bentoml",
-                "serve",
-                "service.service:DecisionService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            serve_command("127.0.0.1", self.port),
             cwd=REPO,
             env=env,
             stdout=self.log,
