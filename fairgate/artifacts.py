@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,6 +25,7 @@ from fairgate.policy import ThresholdPolicy
 from fairgate.scorer import Scorer, load_scorer, save_scorer
 
 DEFAULT_MODEL_NAME: Final[str] = "fairgate-loan"
+POLICY_MODES: Final[tuple[str, ...]] = ("mitigated", "unmitigated")
 SCORER_FILE: Final[str] = "scorer.npz"
 POLICY_FILE: Final[str] = "policy.json"
 METADATA_FILE: Final[str] = "metadata.json"
@@ -39,6 +40,10 @@ class ArtifactError(RuntimeError):
     """Artifacts missing, corrupted or tampered with: the service must not start on them."""
 
 
+class ModelNotFound(ArtifactError):
+    """No such model in the store (the one case where training a fresh one is the fix)."""
+
+
 @dataclass(frozen=True)
 class ServingBundle:
     """Everything the online path needs, verified."""
@@ -48,6 +53,13 @@ class ServingBundle:
     policy: ThresholdPolicy
     spec: FeatureSpec
     metadata: dict[str, Any]
+
+    def unmitigated(self) -> ServingBundle:
+        """The same model with one 0.5 threshold for all groups (the pre-mitigation baseline)."""
+        policy = ThresholdPolicy.single_threshold(
+            attributes=self.policy.attributes, groups=list(self.policy.rules)
+        )
+        return replace(self, policy=policy)
 
 
 def sha256_file(path: Path) -> str:
@@ -90,13 +102,21 @@ def save_artifacts(
     return str(model.tag)
 
 
-def load_serving_bundle(tag: str = f"{DEFAULT_MODEL_NAME}:latest") -> ServingBundle:
-    """Load and verify a model for serving. Raises ``ArtifactError`` with an actionable message."""
+def load_serving_bundle(
+    tag: str = f"{DEFAULT_MODEL_NAME}:latest", policy_mode: str = "mitigated"
+) -> ServingBundle:
+    """Load and verify a model for serving. Raises ``ArtifactError`` with an actionable message.
+
+    ``policy_mode="unmitigated"`` serves the trained model with one 0.5 threshold instead of
+    its group rules, so the bias the rules correct is visible on the same dashboards.
+    """
+    if policy_mode not in POLICY_MODES:
+        raise ArtifactError(f"policy mode must be one of {POLICY_MODES}, got {policy_mode!r}")
     try:
         model = bentoml.models.get(tag)
     except NotFound as error:
         home = os.environ.get("BENTOML_HOME", "~/bentoml")
-        raise ArtifactError(NO_MODEL.format(tag=tag, store=home)) from error
+        raise ModelNotFound(NO_MODEL.format(tag=tag, store=home)) from error
     root = Path(model.path)
     checksums: dict[str, str] = (model.info.metadata or {}).get("checksums", {})
     for file in SERVING_FILES:
@@ -119,6 +139,7 @@ def load_serving_bundle(tag: str = f"{DEFAULT_MODEL_NAME}:latest") -> ServingBun
     spec = FeatureSpec(include_sensitive=bool(metadata["include_sensitive"]))
     if list(spec.names) != metadata["feature_names"]:
         raise ArtifactError(f"{model.tag}: feature names differ from this code's feature builder")
-    return ServingBundle(
+    bundle = ServingBundle(
         tag=str(model.tag), scorer=scorer, policy=policy, spec=spec, metadata=metadata
     )
+    return bundle.unmitigated() if policy_mode == "unmitigated" else bundle

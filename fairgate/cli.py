@@ -121,6 +121,11 @@ def train(
     typer.echo(f"audit report: {reports / 'audit.md'}")
 
 
+def _train_default() -> None:
+    typer.echo("no model yet: training the synthetic default (fairgate train)")
+    app(["train"], standalone_mode=False)
+
+
 def service_env(workers: int) -> dict[str, str]:
     """Environment for ``bentoml serve``: one OpenMP thread per worker avoids oversubscription."""
     return os.environ | {"OMP_NUM_THREADS": "1", "FAIRGATE_WORKERS": str(workers)}
@@ -149,16 +154,30 @@ def serve(
     model_tag: Annotated[
         str, typer.Option("--model", help="Model tag in the store.")
     ] = "fairgate-loan:latest",
+    policy: Annotated[
+        str,
+        typer.Option(help="mitigated (group rules) or unmitigated (one 0.5 threshold)."),
+    ] = "mitigated",
+    train_if_missing: Annotated[
+        bool,
+        typer.Option(help="Train the synthetic default first if the store has no model."),
+    ] = False,
 ) -> None:
     """Serve the decision API (BentoML) on HOST:PORT."""
-    from fairgate.artifacts import ArtifactError, load_serving_bundle
+    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
 
     try:
-        load_serving_bundle(model_tag)
+        try:
+            load_serving_bundle(model_tag, policy)
+        except ModelNotFound:
+            if not train_if_missing:
+                raise
+            _train_default()
+            load_serving_bundle(model_tag, policy)
     except ArtifactError as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
-    env = service_env(workers) | {"FAIRGATE_MODEL": model_tag}
+    env = service_env(workers) | {"FAIRGATE_MODEL": model_tag, "FAIRGATE_POLICY": policy}
     raise typer.Exit(
         subprocess.call(
             serve_command(host, port), env=env, cwd=Path(__file__).resolve().parent.parent
@@ -241,13 +260,15 @@ def demo(
 
     import httpx
 
-    from fairgate.artifacts import ArtifactError, load_serving_bundle
+    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
 
     try:
         load_serving_bundle()
-    except ArtifactError:
-        typer.echo("no model yet: training the synthetic default (fairgate train)")
-        app(["train"], standalone_mode=False)
+    except ModelNotFound:
+        _train_default()
+    except ArtifactError as error:  # corrupted or tampered: never retrain over it silently
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
     env = service_env(2)
     server = subprocess.Popen(
         serve_command("127.0.0.1", port),

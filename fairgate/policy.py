@@ -135,6 +135,27 @@ class ThresholdPolicy:
         )
         return draft.with_unseen_rule(unseen_rule, scores=scores, groups=groups)
 
+    @classmethod
+    def single_threshold(
+        cls, *, attributes: Sequence[str], groups: Sequence[str], threshold: float = 0.5
+    ) -> ThresholdPolicy:
+        """One deterministic threshold for every group: the model's own ``predict``.
+
+        The unmitigated baseline, served to show what the model does without group rules
+        (``FAIRGATE_POLICY=unmitigated``).
+        """
+        rule = GroupRule(
+            p0=1.0, operator0=">", threshold0=threshold, p1=0.0, operator1=">", threshold1=threshold
+        )
+        return cls(
+            attributes=tuple(attributes),
+            rules=dict.fromkeys(groups, rule),
+            unseen=rule,
+            unseen_rule="most-lenient",
+            constraint="none",
+            objective="none",
+        )
+
     def with_unseen_rule(
         self, unseen_rule: UnseenRule, *, scores: np.ndarray, groups: np.ndarray
     ) -> ThresholdPolicy:

@@ -12,6 +12,9 @@ from fairgate.generator import to_records
 from service.api_models import PROBE_HEADER
 
 MAX_REQUEST_BATCH: Final[int] = 1000
+ERROR_KINDS: Final[tuple[str, ...]] = (
+    "connection", "timeout", "http_5xx", "http_4xx", "bad_response",
+)  # fmt: skip
 
 
 class ProbeError(Exception):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from monitoring.client import ERROR_KINDS
 from monitoring.prober import CycleResult
 
 
@@ -91,6 +92,11 @@ class ProberMetrics:
             self.gap,
             self.gap_excluded,
         ]
+
+    def watch(self, target: str) -> None:
+        """Create the target's error series at 0, so "no errors" is a value, not a gap."""
+        for kind in ERROR_KINDS:
+            self.errors.labels(target, kind)
 
     def _clear(self, target: str) -> None:
         for metric in self._fairness:

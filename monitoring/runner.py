@@ -44,6 +44,7 @@ def probe_once(
 def serve_forever(config: ProberConfig, stop: threading.Event | None = None) -> None:
     registry = CollectorRegistry()
     metrics = ProberMetrics(registry)
+    metrics.watch(config.target)
     host, port = config.listen
     start_http_server(port, addr=host, registry=registry)
     log.info("prober metrics on http://%s:%d/metrics, probing %s", host, port, config.target)

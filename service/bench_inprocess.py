@@ -36,41 +36,61 @@ def main() -> None:
     parser.add_argument("--model", default="logistic")
     parser.add_argument("--repeats", type=int, default=3000)
     args = parser.parse_args()
-    result = run_training(TrainConfig(rows=60_000, model=args.model, include_sensitive=True,
-                                      bootstrap=0, reports_dir=None, save=False))
+    result = run_training(
+        TrainConfig(
+            rows=60_000,
+            model=args.model,
+            include_sensitive=True,
+            bootstrap=0,
+            reports_dir=None,
+            save=False,
+        )
+    )
     spec = FeatureSpec(include_sensitive=True)
-    decider = Decider(ServingBundle(tag="bench", scorer=result.scorer, policy=result.policy,
-                                    spec=spec, metadata={}))
+    decider = Decider(
+        ServingBundle(
+            tag="bench", scorer=result.scorer, policy=result.policy, spec=spec, metadata={}
+        )
+    )
     columns = generate_applicants(1000, seed=99)
     applicants = to_applicants(columns)
-    frames = [pd.DataFrame(spec.build({k: v[i:i + 1] for k, v in columns.items()}))
-              for i in range(1000)]
+    frames = [
+        pd.DataFrame(spec.build({k: v[i : i + 1] for k, v in columns.items()})) for i in range(1000)
+    ]
     groups = group_keys(columns, ("gender",))
     optimizer = result.optimizer
     whole = pd.DataFrame(spec.build(columns))
     for i in range(200):  # warm-up
-        decider.decide(applicants[i:i + 1])
+        decider.decide(applicants[i : i + 1])
 
     rows = []
-    single = timings(lambda i: decider.decide(applicants[i % 1000:i % 1000 + 1]), args.repeats)
-    naive_single = timings(lambda i: optimizer.predict(
-        frames[i % 1000], sensitive_features=groups[i % 1000:i % 1000 + 1], random_state=i),
-        max(args.repeats // 10, 100))
+    single = timings(lambda i: decider.decide(applicants[i % 1000 : i % 1000 + 1]), args.repeats)
+    naive_single = timings(
+        lambda i: optimizer.predict(
+            frames[i % 1000], sensitive_features=groups[i % 1000 : i % 1000 + 1], random_state=i
+        ),
+        max(args.repeats // 10, 100),
+    )
     batch = timings(lambda _: decider.decide(applicants), 100)
-    naive_batch = timings(lambda i: optimizer.predict(whole, sensitive_features=groups,
-                                                      random_state=i), 30)
-    for name, values in (("fairgate, single", single), ("ThresholdOptimizer.predict, single",
-                                                         naive_single),
-                         ("fairgate, batch of 1000", batch),
-                         ("ThresholdOptimizer.predict, batch of 1000", naive_batch)):
+    naive_batch = timings(
+        lambda i: optimizer.predict(whole, sensitive_features=groups, random_state=i), 30
+    )
+    for name, values in (
+        ("fairgate, single", single),
+        ("ThresholdOptimizer.predict, single", naive_single),
+        ("fairgate, batch of 1000", batch),
+        ("ThresholdOptimizer.predict, batch of 1000", naive_batch),
+    ):
         p50, p99 = np.percentile(values, [50, 99]) * 1e6
         rows.append((name, p50, p99))
     print(f"model={args.model}")
     print("| path | p50 (us) | p99 (us) |\n|---|---:|---:|")
     for name, p50, p99 in rows:
         print(f"| {name} | {p50:,.0f} | {p99:,.0f} |")
-    print(f"\nsingle: naive / fairgate = {rows[1][1] / rows[0][1]:.1f}x; "
-          f"batch: naive / fairgate = {rows[3][1] / rows[2][1]:.1f}x")
+    print(
+        f"\nsingle: naive / fairgate = {rows[1][1] / rows[0][1]:.1f}x; "
+        f"batch: naive / fairgate = {rows[3][1] / rows[2][1]:.1f}x"
+    )
 
 
 if __name__ == "__main__":

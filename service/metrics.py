@@ -12,6 +12,10 @@ import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
 
 SCORE_BUCKETS = (*tuple(i / 20 for i in range(1, 20)), 1.0)
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
+    0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 /livez, /readyz, /metrics and /docs.json.
 
 Configuration (environment): FAIRGATE_MODEL (model tag, default ``fairgate-loan:latest``),
-FAIRGATE_WORKERS (default 1). Probe requests carry the header ``X-Fairgate-Probe: 1``.
+FAIRGATE_WORKERS (default 1), FAIRGATE_POLICY (``mitigated``, the default, or
+``unmitigated``: one 0.5 threshold for all groups, to show the bias being corrected).
+Probe requests carry the header ``X-Fairgate-Probe: 1``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from fairgate.artifacts import DEFAULT_MODEL_NAME, load_serving_bundle
 from fairgate.decider import Decider
 from fairgate.schema import MAX_BATCH, Applicant
 from service.api_models import PROBE_HEADER, BatchDecision, Decision, PolicyView
-from service.metrics import ServiceMetrics, create_metrics, observe_many
+from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
 
 _state: dict[str, PolicyView] = {}
 
@@ -54,13 +56,17 @@ def _is_probe(context: bentoml.Context) -> bool:
     name="fairgate",
     workers=int(os.environ.get("FAIRGATE_WORKERS", "1")),
     traffic={"timeout": 30},
+    # BentoML's default buckets start at 5 ms; decisions take well under that, so
+    # p50/p99 from Prometheus need finer ones to say anything.
+    metrics={"duration": {"buckets": list(LATENCY_BUCKETS)}},
     logging={"access": {"enabled": False}},
     envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
 )
 class DecisionService:
     def __init__(self) -> None:
         tag = os.environ.get("FAIRGATE_MODEL", f"{DEFAULT_MODEL_NAME}:latest")
-        bundle = load_serving_bundle(tag)  # ArtifactError stops start-up with its message
+        mode = os.environ.get("FAIRGATE_POLICY", "mitigated")
+        bundle = load_serving_bundle(tag, mode)  # ArtifactError stops start-up with its message
         self.decider = Decider(bundle)
         self.model_version = bundle.tag
         self.policy_version = bundle.policy.version
@@ -68,6 +74,11 @@ class DecisionService:
         self.metrics.info.labels(
             bundle.tag, bundle.policy.version, bundle.scorer.kind, bundle.policy.constraint
         ).set(1)
+        # Every known group's series exists from the start: a group never approved must
+        # show as 0 in approval-rate rules, not be missing from them.
+        for group in bundle.policy.rules:
+            for outcome in ("approve", "deny"):
+                self.metrics.decisions.labels(group, outcome)
         _state["policy"] = PolicyView(
             model_version=bundle.tag, policy=bundle.policy.to_dict(), training=bundle.metadata
         )

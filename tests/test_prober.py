@@ -35,15 +35,17 @@ def rule_app(gap: float, mode: dict) -> Starlette:
         decisions = []
         for a in body["applications"]:
             bar = BAR + (gap if a["gender"] == "female" else 0.0)
-            decisions.append({"approved": a["annual_income"] >= bar,
-                              "score": float(a["annual_income"] >= bar)})
+            decisions.append(
+                {"approved": a["annual_income"] >= bar, "score": float(a["annual_income"] >= bar)}
+            )
         return JSONResponse({"decisions": decisions})
 
     async def ready(_: Request):
         return PlainTextResponse("ok")
 
-    return Starlette(routes=[Route("/decide_batch", decide, methods=["POST"]),
-                             Route("/readyz", ready)])
+    return Starlette(
+        routes=[Route("/decide_batch", decide, methods=["POST"]), Route("/readyz", ready)]
+    )
 
 
 @pytest.fixture
@@ -54,8 +56,9 @@ def endpoint():
 
     def start(gap: float) -> str:
         port = free_port()
-        server = uvicorn.Server(uvicorn.Config(rule_app(gap, mode), host="127.0.0.1", port=port,
-                                               log_level="error"))
+        server = uvicorn.Server(
+            uvicorn.Config(rule_app(gap, mode), host="127.0.0.1", port=port, log_level="error")
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
@@ -104,19 +107,28 @@ def test_exporter_clears_values_when_a_cycle_fails_and_recovers(endpoint):
     metrics = ProberMetrics(registry, clock=lambda: 1234.0)
     config = config_from_mapping({"target": url, "pairs": 200, "gap_sample": 20})
     client = DecisionClient(url)
+    metrics.watch(url)
+    assert (
+        registry.get_sample_value("fairgate_probe_errors_total", {"target": url, "kind": "timeout"})
+        == 0
+    )
     probe_once(config, metrics, 0, client)
     flip = {"target": url, "attribute": "gender", "group_a": "female", "group_b": "male"}
     assert registry.get_sample_value("fairgate_probe_success", {"target": url}) == 1
     assert registry.get_sample_value("fairgate_probe_flip_ratio", flip) > 0
-    assert registry.get_sample_value("fairgate_probe_last_success_timestamp_seconds",
-                                     {"target": url}) == 1234.0
+    assert (
+        registry.get_sample_value("fairgate_probe_last_success_timestamp_seconds", {"target": url})
+        == 1234.0
+    )
     for fault, kind in (("500", "http_5xx"), ("garbage", "bad_response")):
         mode["fault"] = fault
         probe_once(config, metrics, 1, client)
         assert registry.get_sample_value("fairgate_probe_success", {"target": url}) == 0
         assert registry.get_sample_value("fairgate_probe_flip_ratio", flip) is None
-        assert registry.get_sample_value("fairgate_probe_errors_total",
-                                         {"target": url, "kind": kind}) == 1
+        assert (
+            registry.get_sample_value("fairgate_probe_errors_total", {"target": url, "kind": kind})
+            == 1
+        )
     mode.clear()
     probe_once(config, metrics, 2, client)
     assert registry.get_sample_value("fairgate_probe_success", {"target": url}) == 1
@@ -130,14 +142,25 @@ def test_target_down_is_a_connection_error_not_a_crash():
     started = time.monotonic()
     assert probe_once(config, metrics, 0, DecisionClient(url, timeout=2)) is None
     assert time.monotonic() - started < 5
-    assert registry.get_sample_value("fairgate_probe_errors_total",
-                                     {"target": url, "kind": "connection"}) == 1
+    assert (
+        registry.get_sample_value(
+            "fairgate_probe_errors_total", {"target": url, "kind": "connection"}
+        )
+        == 1
+    )
 
 
 def test_config_reports_every_bad_entry_at_once():
     with pytest.raises(ConfigError) as error:
-        config_from_mapping({"target": "ftp://x", "pairs": "0", "attributes": "gender,religion",
-                             "listen_address": "nope", "colour": "red"})
+        config_from_mapping(
+            {
+                "target": "ftp://x",
+                "pairs": "0",
+                "attributes": "gender,religion",
+                "listen_address": "nope",
+                "colour": "red",
+            }
+        )
     message = str(error.value)
     for key in ("target", "pairs", "attributes", "listen_address", "colour: unknown"):
         assert key in message

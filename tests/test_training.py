@@ -4,6 +4,7 @@ import json
 
 import bentoml
 import numpy as np
+import pytest
 from fairlearn.metrics import (
     MetricFrame,
     demographic_parity_difference,
@@ -15,7 +16,7 @@ from fairlearn.metrics import (
 )
 from typer.testing import CliRunner
 
-from fairgate.artifacts import load_serving_bundle
+from fairgate.artifacts import ArtifactError, load_serving_bundle
 from fairgate.cli import app
 from fairgate.schema import group_keys
 from training.pipeline import TrainConfig, run_training
@@ -102,3 +103,21 @@ def test_cli_train_and_bad_option(tmp_path):
     bad = runner.invoke(app, ["train", "--rows", "5000", "--model", "forest"])
     assert bad.exit_code == 2
     assert "model must be one of" in bad.output
+
+
+def test_unmitigated_bundle_decides_like_the_models_own_predict(trained):
+    bundle = load_serving_bundle(trained.tag, "unmitigated")
+    test = trained.split.test
+    columns = {k: v[test] for k, v in trained.book.columns.items()}
+    groups = group_keys(columns, bundle.policy.attributes)
+    scores = bundle.scorer.score(trained.features[test])
+    approved, probability, _ = bundle.policy.decide(columns["application_id"], scores, groups)
+    np.testing.assert_array_equal(approved, trained.model.predict(trained.features[test]) == 1)
+    assert set(np.unique(probability)) <= {0.0, 1.0}
+    assert bundle.policy.constraint == "none"
+    assert bundle.policy.version != trained.policy.version
+
+
+def test_unknown_policy_mode_is_refused(trained):
+    with pytest.raises(ArtifactError, match="policy mode must be one of"):
+        load_serving_bundle(trained.tag, "lenient")
