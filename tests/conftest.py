@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 import httpx
 import pytest
+import yaml
 
 from fairgate.cli import serve_command
 from training.pipeline import TrainConfig, TrainResult, run_training
@@ -54,17 +56,21 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None)
 
 
 class LiveService:
-    def __init__(self, tag: str, workers: int = 1) -> None:
+    def __init__(self, tag: str, workers: int = 1, **env_overrides: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
             prefix="bentoml-serve-", suffix=".log", delete=False
         )
-        env = os.environ | {
-            "FAIRGATE_MODEL": tag,
-            "FAIRGATE_WORKERS": str(workers),
-            "OMP_NUM_THREADS": "1",
-        }
+        env = (
+            os.environ
+            | {
+                "FAIRGATE_MODEL": tag,
+                "FAIRGATE_WORKERS": str(workers),
+                "OMP_NUM_THREADS": "1",
+            }
+            | env_overrides
+        )
         self.process = subprocess.Popen(
             serve_command("127.0.0.1", self.port),
             cwd=REPO,
@@ -82,13 +88,7 @@ class LiveService:
         return self
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait(10)
+        _stop(self.process)
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +96,85 @@ def live_service(trained: TrainResult) -> Iterator[LiveService]:
     service = LiveService(trained.tag or "", workers=2).wait()
     yield service
     service.stop()
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait(10)
+
+
+class ProberProcess:
+    """``fairgate probe`` as its own process, as users run the sidecar."""
+
+    def __init__(self, target: str, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix="fairgate-probe-", suffix=".log", delete=False
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fairgate.cli", "probe", "--target", target,
+             "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
+            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_http(f"{self.url}/metrics", 30, self.process)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+class PrometheusServer:
+    """Debian's prometheus binary on a loopback port, with the shipped rules.
+
+    ``monitoring/prometheus/prometheus.yml`` is used as shipped except for the scrape
+    targets (loopback ports instead of compose names) and 1 s intervals.
+    """
+
+    def __init__(self, data_dir: Path, service: str, prober: str) -> None:
+        shipped = REPO / "monitoring" / "prometheus"
+        config = yaml.safe_load((shipped / "prometheus.yml").read_text())
+        config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+        config["rule_files"] = [str(shipped / f) for f in config["rule_files"]]
+        targets = {"fairgate-service": service, "fairgate-prober": prober}
+        for job in config["scrape_configs"]:
+            job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path = data_dir / "prometheus.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        self.log = (self.data_dir / "prometheus.log").open("ab")
+        self.process = subprocess.Popen(
+            ["prometheus", f"--config.file={self.config_path}",
+             f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        wait_http(f"{self.url}/-/ready", 60, self.process)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.log.close()
+
+    def query(self, expr: str) -> list[dict]:
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]["result"]
+
+    def wait_for(self, expr: str, timeout: float = 60) -> list[dict]:
+        """The first non-empty result of ``expr`` within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(expr)
+            if result or time.monotonic() > deadline:
+                return result
+            time.sleep(0.5)

@@ -1,0 +1,116 @@
+"""The monitoring stack for real: bentoml serve, the prober process and a Prometheus server.
+
+After a few probe cycles and some live traffic, every dashboard panel's query must return
+data from Prometheus, and the live-traffic counters must count exactly the live requests.
+"""
+
+import json
+import time
+
+import httpx
+import pytest
+
+from fairgate.generator import generate_applicants, to_records
+from monitoring.client import DecisionClient
+from monitoring.prober import ProbeSettings, run_cycle
+from tests.conftest import REPO, LiveService, ProberProcess, PrometheusServer
+
+pytestmark = pytest.mark.integration
+
+DASHBOARD = json.loads((REPO / "monitoring/grafana/dashboards/fairgate.json").read_text())
+# Grafana template variables, as the dashboard's "All" option expands them.
+VARIABLES = {"$target": ".*"}
+LIVE_ROUNDS, SINGLES, BATCH = 6, 5, 40
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    queries = []
+    for panel in DASHBOARD["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for name, value in VARIABLES.items():
+                expr = expr.replace(name, value)
+            queries.append((f"{panel['title']} [{target['refId']}]", expr))
+    return queries
+
+
+@pytest.fixture(scope="module")
+def stack(trained, tmp_path_factory):
+    service = LiveService(trained.tag, workers=1).wait()
+    prober = ProberProcess(service.url, "--interval", "1", "--pairs", "200", "--gap-sample", "20")
+    prometheus = PrometheusServer(
+        tmp_path_factory.mktemp("prometheus"),
+        service=f"127.0.0.1:{service.port}",
+        prober=f"127.0.0.1:{prober.port}",
+    )
+    try:
+        for job in ("fairgate-service", "fairgate-prober"):
+            assert prometheus.wait_for(f'up{{job="{job}"}} == 1', 30), f"{job} not scraped"
+        # Live traffic spread over several scrapes, so rates have two points to work with.
+        records = to_records(generate_applicants(LIVE_ROUNDS * (SINGLES + BATCH), seed=404))
+        sent = 0
+        with httpx.Client(base_url=service.url, timeout=10) as client:
+            for _ in range(LIVE_ROUNDS):
+                for _ in range(SINGLES):
+                    assert client.post("/decide", json=records[sent]).status_code == 200
+                    sent += 1
+                batch = records[sent : sent + BATCH]
+                response = client.post("/decide_batch", json={"applications": batch})
+                assert response.status_code == 200
+                sent += BATCH
+                time.sleep(0.7)
+        yield {"service": service, "prober": prober, "prometheus": prometheus, "live": sent}
+    finally:
+        prometheus.stop()
+        prober.stop()
+        service.stop()
+
+
+@pytest.mark.parametrize(("title", "expr"), panel_queries())
+def test_every_dashboard_panel_query_returns_data(stack, title, expr):
+    result = stack["prometheus"].wait_for(expr, timeout=60)
+    assert result, f"panel {title!r}: {expr} returned nothing"
+
+
+def test_live_counters_did_not_count_the_probes(stack):
+    prometheus = stack["prometheus"]
+    probes = prometheus.wait_for(
+        f"sum(fairgate_probe_decisions_total) > {stack['live']}", timeout=30
+    )
+    assert probes, "the prober's requests did not reach the service"
+    live = prometheus.wait_for(f"sum(fairgate_decisions_total) == {stack['live']}", timeout=30)
+    assert live, prometheus.query("sum(fairgate_decisions_total)")
+
+
+def test_probe_figures_reach_prometheus_with_their_labels(stack):
+    prometheus = stack["prometheus"]
+    flips = prometheus.wait_for('fairgate_probe_flip_ratio{attribute="gender"}', timeout=30)
+    pairs = {(r["metric"]["group_a"], r["metric"]["group_b"]) for r in flips}
+    assert ("female", "male") in pairs
+    gap = prometheus.wait_for('fairgate_probe_income_gap_dollars{quantile="0.5"}', timeout=30)
+    assert gap and gap[0]["metric"]["target"] == stack["service"].url
+
+
+def test_dashboard_shows_bias_unmitigated_and_what_the_thresholds_do(stack, trained):
+    """Same model, served twice: one 0.5 threshold, then the group rules."""
+    settings = ProbeSettings(pairs=1000, gap_sample=60, attributes=("gender",), seed=3)
+    unmitigated = LiveService(trained.tag, workers=1, FAIRGATE_POLICY="unmitigated").wait()
+    try:
+        before = run_cycle(DecisionClient(unmitigated.url), settings, cycle=0)
+    finally:
+        unmitigated.stop()
+    after = run_cycle(DecisionClient(stack["service"].url), settings, cycle=0)
+
+    def gender(result):
+        return next(a for a in result.attributes if a.attribute == "gender")
+
+    b, a = gender(before), gender(after)
+    # Unmitigated, the naive model carries the historical bias against women.
+    assert b.approval_rate["female"] < b.approval_rate["male"]
+    assert b.approval_ratio < 0.8
+    assert before.gap.median_dollars > 0  # a woman needs more income than her twin
+    # The thresholds move group approval towards parity and reverse the income gap.
+    assert abs(a.approval_rate["female"] - a.approval_rate["male"]) < abs(
+        b.approval_rate["female"] - b.approval_rate["male"]
+    )
+    assert after.gap.median_dollars < before.gap.median_dollars
