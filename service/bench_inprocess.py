@@ -3,6 +3,7 @@
 Compares the served path (feature build + compiled score + compiled policy on validated
 requests) with the naive path (pandas one-row DataFrame -> sklearn pipeline ->
 fairlearn ``ThresholdOptimizer.predict``), for single applications and batches of 1,000.
+``fairgate bench`` runs the same measurement as part of its report.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fairgate.decider import Decider
 from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_applicants
 from fairgate.schema import group_keys
-from training.pipeline import TrainConfig, run_training
+from training.pipeline import TrainConfig, TrainResult, run_training
 
 
 def timings(fn: Callable[[int], object], repeats: int) -> np.ndarray:
@@ -29,6 +30,57 @@ def timings(fn: Callable[[int], object], repeats: int) -> np.ndarray:
         fn(i)
         out[i] = time.perf_counter() - started
     return out
+
+
+def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, float]]:
+    """(path, p50 us, p99 us) for fairgate and ThresholdOptimizer.predict, single and 1,000."""
+    spec = FeatureSpec(include_sensitive=result.config.include_sensitive)
+    decider = Decider(
+        ServingBundle(
+            tag="bench", scorer=result.scorer, policy=result.policy, spec=spec, metadata={}
+        )
+    )
+    columns = generate_applicants(1000, seed=99)
+    applicants = to_applicants(columns)
+    frames = [
+        pd.DataFrame(spec.build({k: v[i : i + 1] for k, v in columns.items()})) for i in range(1000)
+    ]
+    groups = group_keys(columns, ("gender",))
+    optimizer = result.optimizer
+    whole = pd.DataFrame(spec.build(columns))
+    for i in range(200):  # warm-up
+        decider.decide(applicants[i : i + 1])
+    single = timings(lambda i: decider.decide(applicants[i % 1000 : i % 1000 + 1]), repeats)
+    naive_single = timings(
+        lambda i: optimizer.predict(
+            frames[i % 1000], sensitive_features=groups[i % 1000 : i % 1000 + 1], random_state=i
+        ),
+        max(repeats // 10, 100),
+    )
+    batch = timings(lambda _: decider.decide(applicants), 100)
+    naive_batch = timings(
+        lambda i: optimizer.predict(whole, sensitive_features=groups, random_state=i), 30
+    )
+    rows = []
+    for name, values in (
+        ("fairgate, single", single),
+        ("ThresholdOptimizer.predict, single", naive_single),
+        ("fairgate, batch of 1000", batch),
+        ("ThresholdOptimizer.predict, batch of 1000", naive_batch),
+    ):
+        p50, p99 = np.percentile(values, [50, 99]) * 1e6
+        rows.append((name, float(p50), float(p99)))
+    return rows
+
+
+def markdown(rows: list[tuple[str, float, float]]) -> str:
+    lines = ["| path | p50 (us) | p99 (us) |", "|---|---:|---:|"]
+    lines += [f"| {name} | {p50:,.0f} | {p99:,.0f} |" for name, p50, p99 in rows]
+    lines.append(
+        f"\nsingle: naive / fairgate = {rows[1][1] / rows[0][1]:.1f}x; "
+        f"batch of 1000: naive / fairgate = {rows[3][1] / rows[2][1]:.1f}x"
+    )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -46,51 +98,8 @@ def main() -> None:
             save=False,
         )
     )
-    spec = FeatureSpec(include_sensitive=True)
-    decider = Decider(
-        ServingBundle(
-            tag="bench", scorer=result.scorer, policy=result.policy, spec=spec, metadata={}
-        )
-    )
-    columns = generate_applicants(1000, seed=99)
-    applicants = to_applicants(columns)
-    frames = [
-        pd.DataFrame(spec.build({k: v[i : i + 1] for k, v in columns.items()})) for i in range(1000)
-    ]
-    groups = group_keys(columns, ("gender",))
-    optimizer = result.optimizer
-    whole = pd.DataFrame(spec.build(columns))
-    for i in range(200):  # warm-up
-        decider.decide(applicants[i : i + 1])
-
-    rows = []
-    single = timings(lambda i: decider.decide(applicants[i % 1000 : i % 1000 + 1]), args.repeats)
-    naive_single = timings(
-        lambda i: optimizer.predict(
-            frames[i % 1000], sensitive_features=groups[i % 1000 : i % 1000 + 1], random_state=i
-        ),
-        max(args.repeats // 10, 100),
-    )
-    batch = timings(lambda _: decider.decide(applicants), 100)
-    naive_batch = timings(
-        lambda i: optimizer.predict(whole, sensitive_features=groups, random_state=i), 30
-    )
-    for name, values in (
-        ("fairgate, single", single),
-        ("ThresholdOptimizer.predict, single", naive_single),
-        ("fairgate, batch of 1000", batch),
-        ("ThresholdOptimizer.predict, batch of 1000", naive_batch),
-    ):
-        p50, p99 = np.percentile(values, [50, 99]) * 1e6
-        rows.append((name, p50, p99))
     print(f"model={args.model}")
-    print("| path | p50 (us) | p99 (us) |\n|---|---:|---:|")
-    for name, p50, p99 in rows:
-        print(f"| {name} | {p50:,.0f} | {p99:,.0f} |")
-    print(
-        f"\nsingle: naive / fairgate = {rows[1][1] / rows[0][1]:.1f}x; "
-        f"batch: naive / fairgate = {rows[3][1] / rows[2][1]:.1f}x"
-    )
+    print(markdown(measure(result, args.repeats)))
 
 
 if __name__ == "__main__":

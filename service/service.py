@@ -3,13 +3,13 @@
 
 Configuration (environment): FAIRGATE_MODEL (model tag, default ``fairgate-loan:latest``),
 FAIRGATE_WORKERS (default 1), FAIRGATE_POLICY (``mitigated``, the default, or
-``unmitigated``: one 0.5 threshold for all groups, to show the bias being corrected).
+``unmitigated``: one 0.5 threshold for all groups, to show the bias being corrected),
+FAIRGATE_GC (``tuned``, the default, or ``default``; see gc_tuning.py).
 Probe requests carry the header ``X-Fairgate-Probe: 1``.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from collections.abc import Sequence
@@ -27,6 +27,7 @@ from fairgate.artifacts import DEFAULT_MODEL_NAME, load_serving_bundle
 from fairgate.decider import Decider
 from fairgate.schema import MAX_BATCH, Applicant
 from service.api_models import PROBE_HEADER, BatchDecision, Decision, PolicyView
+from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
 
 _state: dict[str, PolicyView] = {}
@@ -83,10 +84,7 @@ class DecisionService:
             model_version=bundle.tag, policy=bundle.policy.to_dict(), training=bundle.metadata
         )
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_DropClientErrors())
-        # Everything loaded so far lives for the process: freezing it keeps full GC passes
-        # from re-walking it, which is what made 100-300 ms pauses at saturation.
-        gc.collect()
-        gc.freeze()
+        tune_gc(os.environ.get("FAIRGATE_GC", "tuned"))
 
     def _decide(self, applicants: Sequence[Applicant], probe: bool) -> list[Decision]:
         result = self.decider.decide(applicants)

@@ -1,0 +1,169 @@
+"""``fairgate bench``: HTTP throughput and latency side by side, in one run.
+
+Every server runs with the same settings (BentoML workers, ``OMP_NUM_THREADS=1``, access
+log off) and every Locust run uses the same user count and duration; only the endpoint,
+the worker count or the GC setting changes, and each row says which.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+
+from loadtests.runner import LocustRun, run_locust
+from loadtests.server import REPO, running_server
+from loadtests.slo import RunStats
+from monitoring.client import DecisionClient
+from monitoring.prober import ProbeSettings, run_cycle
+from service.bench_inprocess import markdown as inprocess_markdown
+from service.bench_inprocess import measure
+from training.pipeline import TrainConfig, run_training
+
+BENCHFILE = REPO / "loadtests" / "benchfile.py"
+BENCH_SERVICE = "loadtests.bench_service:BenchService"
+START, END = "<!-- fairgate bench: start -->", "<!-- fairgate bench: end -->"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    duration_seconds: int = 20
+    users: int = 20
+    rows: int = 60_000
+    out: Path = Path("bench-out")
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    stats: RunStats
+    decisions_per_request: int = 1
+
+    @property
+    def decisions_per_second(self) -> float:
+        return self.stats.rps * self.decisions_per_request
+
+
+def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
+    """Run everything; return the Markdown section for docs/benchmarks.md."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    log("training the benchmark model (naive: gender as a feature)")
+    result = run_training(TrainConfig(rows=config.rows, include_sensitive=True, bootstrap=0,
+                                      reports_dir=None, model_name="fairgate-bench"))  # fmt: skip
+    naive_model = config.out / "naive-threshold-optimizer.joblib"
+    joblib.dump(result.optimizer, naive_model)
+    model_env = {"FAIRGATE_MODEL": str(result.tag)}
+    rows: dict[str, Row] = {}
+
+    def locust(key: str, label: str, url: str, user: str, *, rate: float = 0.0,
+               per_request: int = 1) -> Row:  # fmt: skip
+        log(f"locust: {label}")
+        env = {"FAIRGATE_LOAD_POOL": "2000", "FAIRGATE_LOAD_RATE": str(rate)}
+        stats = run_locust(
+            LocustRun(host=url, users=config.users, run_time=f"{config.duration_seconds}s",
+                      spawn_rate=config.users, locustfile=BENCHFILE, user_classes=[user],
+                      env=env),
+            config.out / key,
+        )  # fmt: skip
+        rows[key] = Row(label, stats["Aggregated"], per_request)
+        return rows[key]
+
+    bench_env = {"FAIRGATE_NAIVE_MODEL": str(naive_model), "FAIRGATE_GC": "default"}
+    with running_server(target=BENCH_SERVICE, env=bench_env) as server:
+        locust("floor", "(a) floor: constant response, default GC", server.url, "FloorUser")
+        locust("naive", "(c) naive: ThresholdOptimizer.predict per request", server.url,
+               "NaiveUser")  # fmt: skip
+    with running_server(env=model_env | {"FAIRGATE_GC": "default"}) as server:
+        locust("decide_default_gc", "(b) /decide, default GC", server.url, "DecideUser")
+    with running_server(env=model_env | {"FAIRGATE_GC": "tuned"}) as server:
+        decide = locust("decide", "(b) /decide, tuned GC (as shipped)", server.url, "DecideUser")
+        rate = 0.7 * decide.stats.rps / config.users
+        locust("decide_70", "(b) /decide at 70% of its saturating rate", server.url,
+               "DecideUser", rate=rate)  # fmt: skip
+        locust("batch", "/decide_batch, 100 applications per request", server.url,
+               "BatchUser", per_request=100)  # fmt: skip
+        log("prober: one cycle of 1,000 pairs (gender + age band) + income gap on 100")
+        client = DecisionClient(server.url)
+        cycle = run_cycle(client, ProbeSettings(pairs=1000, gap_sample=100), cycle=0)
+        client.close()
+    with running_server(workers=2, env=model_env | {"FAIRGATE_GC": "tuned"}) as server:
+        locust("decide_2w", "(b) /decide, tuned GC, 2 workers", server.url, "DecideUser")
+    log("in-process microbenchmark")
+    inprocess = measure(result, repeats=3000)
+    return render(config, rows, cycle.decisions_sent, cycle.duration_seconds, inprocess)
+
+
+def render(config: BenchConfig, rows: dict[str, Row], probe_decisions: int,
+           cycle_seconds: float, inprocess: list[tuple[str, float, float]]) -> str:  # fmt: skip
+    floor, decide, naive = rows["floor"], rows["decide"], rows["naive"]
+    default_gc, at_70, batch = rows["decide_default_gc"], rows["decide_70"], rows["batch"]
+    two = rows["decide_2w"]
+    table = [
+        "| run | requests | failures | req/s | decisions/s | p50 ms | p95 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows.values():
+        s = row.stats
+        table.append(
+            f"| {row.label} | {s.requests:,} | {s.failures} | {s.rps:,.0f} | "
+            f"{row.decisions_per_second:,.0f} | {s.p50_ms:.0f} | {s.p95_ms:.0f} | {s.p99_ms:.0f} |"
+        )
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    b_a, b_c = decide.stats.rps / floor.stats.rps, decide.stats.rps / naive.stats.rps
+    targets = [
+        f"- /decide throughput = **{b_a:.2f} x** the floor's (target >= 0.9: "
+        f"{verdict(b_a >= 0.9)}) and **{b_c:.1f} x** the naive path's (target >= 4: "
+        f"{verdict(b_c >= 4)}).",
+        f"- p99 of /decide at 70% of its saturating rate ({at_70.stats.rps:,.0f} req/s): "
+        f"**{at_70.stats.p99_ms:.0f} ms** (target <= 20 ms: {verdict(at_70.stats.p99_ms <= 20)}).",
+        f"- p99 at saturation: /decide with tuned GC {decide.stats.p99_ms:.0f} ms against the "
+        f"floor with default GC {floor.stats.p99_ms:.0f} ms (target: better, "
+        f"{verdict(decide.stats.p99_ms < floor.stats.p99_ms)}); the same /decide with default "
+        f"GC: {default_gc.stats.p99_ms:.0f} ms.",
+        f"- /decide_batch of 100: **{batch.decisions_per_second:,.0f} decisions/s** (target "
+        f">= 20,000: {verdict(batch.decisions_per_second >= 20_000)}).",
+        f"- 2 workers against 1: {two.stats.rps / decide.stats.rps:.2f} x the throughput "
+        f"({two.stats.rps:,.0f} against {decide.stats.rps:,.0f} req/s).",
+        f"- prober: one cycle (1,000 base applicants, gender + age band, {probe_decisions:,} "
+        f"twin decisions, income gap on 100) in {cycle_seconds:.2f} s = "
+        f"{probe_decisions / cycle_seconds:,.0f} twin decisions/s.",
+    ]
+    return "\n".join([
+        START,
+        "## HTTP side by side (`fairgate bench`)",
+        "",
+        "```bash",
+        f"fairgate bench --duration {config.duration_seconds} --users {config.users}",
+        "```",
+        "",
+        f"One run on this machine (Python {platform.python_version()}): Locust "
+        f"({config.users} users, {config.duration_seconds} s per row, closed loop unless a rate "
+        "is given) and the server share the machine's 2 cores. 1 worker unless stated.",
+        "",
+        *table,
+        "",
+        *targets,
+        "",
+        "### In-process, same run",
+        "",
+        inprocess_markdown(inprocess),
+        END,
+    ])  # fmt: skip
+
+
+def update_doc(doc: Path, section: str) -> None:
+    """Replace the generated section of ``doc`` (or append it), keeping the rest."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        after = rest.split(END, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    doc.write_text(text)

@@ -1,0 +1,55 @@
+"""Locust scenario for the decision service: a realistic mix of traffic.
+
+Usage (service already running)::
+
+    locust -f loadtests/locustfile.py --config loadtests/locust.conf --host http://127.0.0.1:3000
+
+or let ``fairgate loadtest`` start the service, run headless and check the SLOs in
+``loadtests/slo.toml``::
+
+    fairgate loadtest --users 20 --run-time 60s
+
+Tasks, by weight: one application on ``/decide`` (20), a batch of 100 on
+``/decide_batch`` (1), a probe-like twin pair marked ``X-Fairgate-Probe: 1`` (2). Bodies
+come from a pool generated once at start-up (``loadtests/pool.py``), never in the loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from locust import FastHttpUser, constant, task
+
+from loadtests.pool import pool_from_env
+from service.api_models import PROBE_HEADER
+
+POOL = pool_from_env()
+_user_numbers = itertools.count()
+
+
+class LoanApplicant(FastHttpUser):
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        # Each user walks the pool from its own offset: same bodies across runs.
+        offset = next(_user_numbers) * 97 % len(POOL.singles)
+        self.singles = itertools.cycle(POOL.singles[offset:] + POOL.singles[:offset])
+        self.batches = itertools.cycle(POOL.batches)
+        self.pairs = itertools.cycle(POOL.pairs)
+
+    @task(20)
+    def decide(self) -> None:
+        self.client.post("/decide", json=next(self.singles))
+
+    @task(1)
+    def decide_batch(self) -> None:
+        self.client.post("/decide_batch", json=next(self.batches))
+
+    @task(2)
+    def probe_pair(self) -> None:
+        self.client.post(
+            "/decide_batch",
+            json=next(self.pairs),
+            headers={PROBE_HEADER: "1"},
+            name="/decide_batch (probe pair)",
+        )

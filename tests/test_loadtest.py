@@ -1,0 +1,105 @@
+"""Load tests: the request pool, the SLO check, and a 10-second headless Locust smoke run."""
+
+import subprocess
+import sys
+
+import pytest
+
+from fairgate.schema import Applicant
+from loadtests.pool import build_pool
+from loadtests.slo import RunStats, Slo, SloError, read_stats, slo_from_mapping, violations
+from tests.conftest import REPO
+
+STATS_CSV = """\
+Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
+Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,\
+80%,90%,95%,98%,99%,99.9%,99.99%,100%
+POST,/decide,3098,0,25,24.9,3,60,371.0,343.9,0.0,25,27,28,29,30,31,33,36,45,60,60
+,Aggregated,3550,2,25,25.1,3,61,800.1,394.1,0.2,25,27,28,29,30,31,33,36,47,61,61
+"""
+
+
+def test_pool_bodies_are_valid_applicants_and_pairs_differ_only_in_gender():
+    pool = build_pool(300, batch_size=100, seed=5)
+    assert len(pool.singles) == 300 and len(pool.batches) == 3
+    for body in pool.singles[:50]:
+        Applicant.model_validate(body)
+    for pair in pool.pairs[:50]:
+        female, male = pair["applications"]
+        assert (female["gender"], male["gender"]) == ("female", "male")
+        assert {k: v for k, v in female.items() if k != "gender"} == {
+            k: v for k, v in male.items() if k != "gender"
+        }
+    assert build_pool(300, seed=5) == pool  # seeded: same bodies every run
+
+
+def test_read_stats_parses_locust_csv(tmp_path):
+    path = tmp_path / "run_stats.csv"
+    path.write_text(STATS_CSV)
+    stats = read_stats(path)
+    total = stats["Aggregated"]
+    assert (total.requests, total.failures, total.rps) == (3550, 2, 394.1)
+    assert (total.p50_ms, total.p95_ms, total.p99_ms) == (25, 31, 36)
+    assert stats["/decide"].requests == 3098
+
+
+@pytest.mark.parametrize(
+    ("slo", "missed"),
+    [
+        (Slo(p95_ms=50, p99_ms=100, max_failure_ratio=0.01, min_rps=100), []),
+        (Slo(p95_ms=30, p99_ms=100, max_failure_ratio=0.01, min_rps=100), ["p95 31 ms > 30 ms"]),
+        (Slo(p95_ms=50, p99_ms=35, max_failure_ratio=0.01, min_rps=100), ["p99 36 ms > 35 ms"]),
+        (Slo(p95_ms=50, p99_ms=100, max_failure_ratio=0.0, min_rps=100), ["failure ratio"]),
+        (Slo(p95_ms=50, p99_ms=100, max_failure_ratio=0.01, min_rps=400), ["throughput 394.1"]),
+    ],
+)
+def test_violations_name_each_missed_objective(slo, missed):
+    stats = RunStats("Aggregated", 3550, 2, 394.1, 25, 31, 36)
+    found = violations(stats, slo)
+    assert len(found) == len(missed)
+    for line, expected in zip(found, missed, strict=True):
+        assert line.startswith(expected)
+
+
+def test_no_requests_is_a_violation_not_a_pass():
+    assert violations(RunStats("Aggregated", 0, 0, 0.0, 0, 0, 0), Slo()) == [
+        "no requests completed"
+    ]
+
+
+def test_slo_file_errors_are_reported_together():
+    with pytest.raises(SloError) as error:
+        slo_from_mapping({"p95_ms": "fast", "min_rps": -1, "p999_ms": 3})
+    for text in ("p95_ms", "min_rps", "p999_ms: unknown"):
+        assert text in str(error.value)
+    assert slo_from_mapping({"p99_ms": 20}).p99_ms == 20.0
+
+
+def _loadtest(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fairgate.cli", "loadtest", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+@pytest.mark.integration
+def test_ten_second_headless_smoke_run_meets_the_shipped_slos(live_service, tmp_path):
+    out = tmp_path / "out"
+    result = _loadtest("--target", live_service.url, "--users", "5", "--run-time", "10s",
+                       "--out", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all SLOs met" in result.stdout
+    stats = read_stats(out / "locust_stats.csv")
+    assert {"/decide", "/decide_batch", "/decide_batch (probe pair)"} <= stats.keys()
+    assert stats["Aggregated"].failures == 0 and stats["Aggregated"].requests > 100
+    assert (out / "report.html").stat().st_size > 1000
+
+
+@pytest.mark.integration
+def test_a_missed_slo_exits_non_zero(live_service, tmp_path):
+    strict = tmp_path / "slo.toml"
+    strict.write_text("min_rps = 1000000\n")
+    result = _loadtest("--target", live_service.url, "--users", "2", "--run-time", "3s",
+                       "--out", str(tmp_path / "out"), "--slo", str(strict))  # fmt: skip
+    assert result.returncode == 1
+    assert "SLO missed: throughput" in result.stdout
