@@ -52,10 +52,12 @@ class BenchService:
         self.counter = 0
         tune_gc(os.environ.get("FAIRGATE_GC", "default"))
 
+    # async, like /decide: the floor is the cheapest endpoint BentoML can serve.
     @bentoml.api(route="/floor")
-    def floor(self) -> Constant:
+    async def floor(self) -> Constant:
         return CONSTANT
 
+    # The obvious way: a sync endpoint (BentoML runs it in its thread pool).
     @bentoml.api(route="/naive")
     def naive(self, application: Applicant, /) -> NaiveDecision:
         if self.optimizer is None:

@@ -124,6 +124,14 @@ class DecisionService:
         probe: bool,
     ) -> None:
         counter = self.metrics.probe_decisions if probe else self.metrics.decisions
+        if len(groups) == 1:  # the common case, without numpy's per-call overhead
+            outcome = "approve" if approved[0] else "deny"
+            counter.labels(groups[0], outcome).inc()
+            if unseen[0]:
+                self.metrics.unseen_groups.labels(groups[0], "probe" if probe else "live").inc()
+            if not probe:
+                self.metrics.score.observe(float(scores[0]))
+            return
         keys, counts = np.unique(
             np.char.add(groups.astype(str), np.where(approved, "|approve", "|deny")),
             return_counts=True,
@@ -138,13 +146,15 @@ class DecisionService:
         if not probe:
             observe_many(self.metrics.score, scores)
 
+    # async: the work is ~0.1 ms of numpy per application, cheaper than BentoML's hop to a
+    # worker thread and back that a sync ``def`` API costs on every request.
     @bentoml.api(route="/decide")
-    def decide(self, application: Applicant, /, ctx: bentoml.Context) -> Decision:
+    async def decide(self, application: Applicant, /, ctx: bentoml.Context) -> Decision:
         """Decide one application. Send ``X-Fairgate-Probe: 1`` to mark a probe."""
         return self._decide([application], _is_probe(ctx))[0]
 
     @bentoml.api(route="/decide_batch")
-    def decide_batch(
+    async def decide_batch(
         self,
         applications: Annotated[list[Applicant], Field(min_length=1, max_length=MAX_BATCH)],
         ctx: bentoml.Context,
