@@ -29,6 +29,7 @@ from fairgate.schema import MAX_BATCH, Applicant
 from service.api_models import PROBE_HEADER, BatchDecision, Decision, PolicyView
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
+from service.request_guard import RequestGuard
 
 _state: dict[str, PolicyView] = {}
 
@@ -162,3 +163,8 @@ class DecisionService:
         """Decide 1 to MAX_BATCH (1000) applications: body ``{"applications": [...]}``."""
         decisions = self._decide(applications, _is_probe(ctx))
         return BatchDecision.model_construct(count=len(decisions), decisions=decisions)
+
+
+DecisionService.add_asgi_middleware(
+    RequestGuard, max_bytes=int(os.environ.get("FAIRGATE_MAX_BODY_BYTES", 2 * 1024 * 1024))
+)

@@ -1,0 +1,91 @@
+"""ASGI middleware in front of the API: body size limit (413) and JSON content type (415).
+
+BentoML reads a whole body into memory before validating it, so without a limit one
+oversized request costs the worker its memory before the 400 for "too many applications"
+could be sent. The largest valid request (1,000 applications) is about 0.5 MB. BentoML also
+parses any content type as JSON; a client sending text/plain or a form is confused, and is
+told so instead of being decided on a guess.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+DEFAULT_MAX_BYTES: Final[int] = 2 * 1024 * 1024
+Scope = dict[str, Any]
+
+
+class RequestGuard:
+    def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if scope.get("method") == "POST" and not _is_json(headers.get(b"content-type", b"")):
+            got = headers.get(b"content-type", b"none").decode("latin-1")
+            await _send_error(send, 415, "content-type", "unsupported media type",
+                              f"expected Content-Type: application/json, got {got!r}")  # fmt: skip
+            return
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(send, int(length))
+            return
+        if length is not None:
+            await self.app(scope, receive, send)
+            return
+        # No Content-Length (chunked upload): count while reading, then replay.
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._refuse(send, size)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Any, size: int) -> None:
+        message = (
+            f"request body is at least {size} bytes; the limit is {self.max_bytes} bytes "
+            "(send at most 1000 applications per batch)"
+        )
+        await _send_error(send, 413, "body", "request body too large", message)
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
+
+
+async def _send_error(send: Any, status: int, loc: str, error: str, message: str) -> None:
+    """The same JSON shape as BentoML's 400s: {"error", "detail": [{"loc", "msg", "type"}]}."""
+    kind = error.replace(" ", "_")
+    payload = json.dumps(
+        {"error": error, "detail": [{"loc": [loc], "msg": message, "type": kind}]}
+    ).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode())],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": payload})
