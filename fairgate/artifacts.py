@@ -119,10 +119,13 @@ def load_serving_bundle(
         raise ModelNotFound(NO_MODEL.format(tag=tag, store=home)) from error
     root = Path(model.path)
     checksums: dict[str, str] = (model.info.metadata or {}).get("checksums", {})
-    for file in SERVING_FILES:
+    missing = [file for file in SERVING_FILES if file not in checksums]
+    if missing:
+        raise ArtifactError(f"{model.tag}: no recorded checksum for {missing}; retrain the model")
+    # Every file recorded at training is verified, the ones serving never opens included:
+    # a swapped pickle next to the served arrays is tampering all the same.
+    for file in sorted(checksums):
         path = root / file
-        if file not in checksums:
-            raise ArtifactError(f"{model.tag}: no recorded checksum for {file}; retrain the model")
         if not path.is_file():
             raise ArtifactError(f"{model.tag}: artifact file {file} is missing")
         if sha256_file(path) != checksums[file]:

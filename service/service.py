@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from fairgate.artifacts import DEFAULT_MODEL_NAME, load_serving_bundle
+from fairgate.artifacts import DEFAULT_MODEL_NAME, ArtifactError, load_serving_bundle
 from fairgate.decider import Decider
 from fairgate.schema import MAX_BATCH, Applicant
 from service.api_models import PROBE_HEADER, BatchDecision, Decision, PolicyView
@@ -49,6 +49,14 @@ async def _policy_view(_: Request) -> JSONResponse:
 policy_app = Starlette(routes=[Route("/", _policy_view, methods=["GET"])])
 
 
+def _model_settings() -> tuple[str, str]:
+    """(model tag, policy mode) from FAIRGATE_MODEL and FAIRGATE_POLICY."""
+    return (
+        os.environ.get("FAIRGATE_MODEL", f"{DEFAULT_MODEL_NAME}:latest"),
+        os.environ.get("FAIRGATE_POLICY", "mitigated"),
+    )
+
+
 def _is_probe(context: bentoml.Context) -> bool:
     return context.request.headers.get(PROBE_HEADER, "").lower() in {"1", "true", "yes"}
 
@@ -65,10 +73,18 @@ def _is_probe(context: bentoml.Context) -> bool:
     envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
 )
 class DecisionService:
+    @bentoml.on_deployment
+    def verify_artifacts() -> None:
+        """Once, before any worker starts: a missing, corrupted or tampered model stops
+        ``bentoml serve`` itself with the message (a worker failing in ``__init__`` would
+        only be restarted, forever)."""
+        try:
+            load_serving_bundle(*_model_settings())
+        except ArtifactError as error:
+            raise SystemExit(f"fairgate: refusing to start: {error}") from error
+
     def __init__(self) -> None:
-        tag = os.environ.get("FAIRGATE_MODEL", f"{DEFAULT_MODEL_NAME}:latest")
-        mode = os.environ.get("FAIRGATE_POLICY", "mitigated")
-        bundle = load_serving_bundle(tag, mode)  # ArtifactError stops start-up with its message
+        bundle = load_serving_bundle(*_model_settings())
         self.decider = Decider(bundle)
         self.model_version = bundle.tag
         self.policy_version = bundle.policy.version

@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fairgate.generator import generate_applicants, to_records
 from monitoring.client import DecisionClient
@@ -114,3 +115,30 @@ def test_dashboard_shows_bias_unmitigated_and_what_the_thresholds_do(stack, trai
         b.approval_rate["female"] - b.approval_rate["male"]
     )
     assert after.gap.median_dollars < before.gap.median_dollars
+
+
+def _prober_sample(prober, name: str) -> float:
+    text = httpx.get(f"{prober.url}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+def test_a_prometheus_restart_affects_neither_the_service_nor_the_prober(stack):
+    prometheus, service, prober = stack["prometheus"], stack["service"], stack["prober"]
+    prometheus.stop()
+    example = to_records(generate_applicants(1, seed=405))[0]
+    sent_before = _prober_sample(prober, "fairgate_probe_pairs_sent_total")
+    assert httpx.post(f"{service.url}/decide", json=example, timeout=10).status_code == 200
+    time.sleep(3)  # the prober runs a cycle a second
+    assert _prober_sample(prober, "fairgate_probe_pairs_sent_total") > sent_before
+    assert _prober_sample(prober, "fairgate_probe_success") == 1
+    assert prober.process.poll() is None and service.process.poll() is None
+    prometheus.start()
+    for job in ("fairgate-service", "fairgate-prober"):
+        assert prometheus.wait_for(f'up{{job="{job}"}} == 1', 30), f"{job} not scraped again"
+    # Data from before the restart is still there (same storage directory).
+    assert prometheus.query("count_over_time(fairgate_probe_success[10m]) > 5")

@@ -1,5 +1,6 @@
 """The prober against endpoints with known answers, plus its config and exporter."""
 
+import asyncio
 import threading
 import time
 
@@ -27,6 +28,8 @@ def rule_app(gap: float, mode: dict) -> Starlette:
     """Men approved from income BAR, women from BAR + gap; ``mode`` switches in faults."""
 
     async def decide(request: Request):
+        if mode.get("fault") == "slow":
+            await asyncio.sleep(3)
         if mode.get("fault") == "500":
             return PlainTextResponse("boom", status_code=500)
         if mode.get("fault") == "garbage":
@@ -106,7 +109,7 @@ def test_exporter_clears_values_when_a_cycle_fails_and_recovers(endpoint):
     registry = CollectorRegistry()
     metrics = ProberMetrics(registry, clock=lambda: 1234.0)
     config = config_from_mapping({"target": url, "pairs": 200, "gap_sample": 20})
-    client = DecisionClient(url)
+    client = DecisionClient(url, timeout=1.0)
     metrics.watch(url)
     assert (
         registry.get_sample_value("fairgate_probe_errors_total", {"target": url, "kind": "timeout"})
@@ -120,7 +123,7 @@ def test_exporter_clears_values_when_a_cycle_fails_and_recovers(endpoint):
         registry.get_sample_value("fairgate_probe_last_success_timestamp_seconds", {"target": url})
         == 1234.0
     )
-    for fault, kind in (("500", "http_5xx"), ("garbage", "bad_response")):
+    for fault, kind in (("500", "http_5xx"), ("garbage", "bad_response"), ("slow", "timeout")):
         mode["fault"] = fault
         probe_once(config, metrics, 1, client)
         assert registry.get_sample_value("fairgate_probe_success", {"target": url}) == 0

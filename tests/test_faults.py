@@ -1,0 +1,128 @@
+"""Faults: corrupted or tampered artifacts refuse to serve; no unverified pickle is loaded."""
+
+import io
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import bentoml
+import joblib
+import numpy as np
+import pytest
+import yaml
+
+from fairgate.artifacts import (
+    POLICY_FILE,
+    SCORER_FILE,
+    SKLEARN_FILE,
+    ArtifactError,
+    load_serving_bundle,
+    save_artifacts,
+    sha256_file,
+)
+from fairgate.features import FeatureSpec
+from tests.conftest import REPO, free_port
+
+
+@pytest.fixture
+def fresh_model(trained):
+    """A private copy of the session's model, free to damage."""
+    tag = save_artifacts(
+        name="fairgate-fault",
+        scorer=trained.scorer,
+        policy=trained.policy,
+        spec=FeatureSpec(include_sensitive=True),
+        metadata={"purpose": "fault test"},
+        sklearn_model=trained.model,
+    )
+    return tag, Path(bentoml.models.get(tag).path)
+
+
+def _record_checksum(root: Path, file: str) -> None:
+    """What an attacker with write access to the whole store would also do."""
+    info = yaml.safe_load((root / "model.yaml").read_text())
+    info["metadata"]["checksums"][file] = sha256_file(root / file)
+    (root / "model.yaml").write_text(yaml.safe_dump(info))
+
+
+def test_intact_copy_loads(fresh_model):
+    tag, _ = fresh_model
+    assert load_serving_bundle(tag).tag == tag
+
+
+@pytest.mark.parametrize("file", [SCORER_FILE, POLICY_FILE, SKLEARN_FILE])
+def test_corrupted_file_refuses_to_load(fresh_model, file):
+    tag, root = fresh_model
+    data = (root / file).read_bytes()
+    (root / file).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match=f"{file} does not match the checksum"):
+        load_serving_bundle(tag)
+
+
+def test_tampered_threshold_refuses_to_load(fresh_model):
+    tag, root = fresh_model
+    text = (root / POLICY_FILE).read_text()
+    (root / POLICY_FILE).write_text(text.replace('"threshold0": 0.', '"threshold0": 0.0', 1))
+    with pytest.raises(ArtifactError, match=r"policy\.json does not match the checksum"):
+        load_serving_bundle(tag)
+    # Even with the checksum rewritten, the policy's content hash no longer matches its version.
+    _record_checksum(root, POLICY_FILE)
+    with pytest.raises(ArtifactError, match="does not match its version hash"):
+        load_serving_bundle(tag)
+
+
+def test_missing_file_refuses_to_load(fresh_model):
+    tag, root = fresh_model
+    (root / SCORER_FILE).unlink()
+    with pytest.raises(ArtifactError, match=r"scorer\.npz is missing"):
+        load_serving_bundle(tag)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/fairgate-pwned",))
+
+
+def test_a_pickle_inside_the_scorer_is_never_unpickled(fresh_model):
+    tag, root = fresh_model
+    with np.load(root / SCORER_FILE, allow_pickle=False) as data:
+        arrays = dict(data)
+    arrays["coef"] = np.array([_Payload()], dtype=object)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    (root / SCORER_FILE).write_bytes(buffer.getvalue())
+    _record_checksum(root, SCORER_FILE)
+    with pytest.raises(ArtifactError, match="unreadable artifact"):
+        load_serving_bundle(tag)
+    assert not Path("/tmp/fairgate-pwned").exists()
+
+
+def test_serving_loads_no_pickle_at_all(fresh_model, monkeypatch):
+    tag, _ = fresh_model
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("serving tried to unpickle")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    monkeypatch.setattr(joblib, "load", refuse)
+    assert load_serving_bundle(tag).scorer is not None
+
+
+@pytest.mark.integration
+def test_bentoml_serve_refuses_a_tampered_model_with_a_clear_message(fresh_model):
+    tag, root = fresh_model
+    (root / SCORER_FILE).write_bytes(b"\x00" * 100)
+    port = free_port()
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", "service.service:DecisionService",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=os.environ | {"FAIRGATE_MODEL": tag}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    log = result.stdout + result.stderr
+    assert "scorer.npz does not match the checksum recorded at training" in log
+    assert "refusing to serve it" in log
