@@ -77,7 +77,8 @@ class Applicant(BaseModel):
     employment_type: EmploymentType
     employment_years: float = Field(ge=0, le=60, description="Years with the current employer.")
     weekly_hours: float = Field(ge=0, le=100, description="Usual hours worked per week.")
-    loan_amount: float = Field(gt=0, le=5_000_000, description="Requested principal, dollars.")
+    # ge=1, not gt=0: BentoML publishes OpenAPI 3.0, where a numeric exclusiveMinimum is invalid.
+    loan_amount: float = Field(ge=1, le=5_000_000, description="Requested principal, dollars.")
     loan_term_months: int = Field(ge=6, le=480)
     monthly_debt_payments: float = Field(ge=0, le=1_000_000, description="Existing debt service.")
     credit_history_years: float = Field(ge=0, le=80)

@@ -12,21 +12,34 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from service.openapi_fix import patch_openapi_bytes
+
 DEFAULT_MAX_BYTES: Final[int] = 2 * 1024 * 1024
 Scope = dict[str, Any]
 
 
 class RequestGuard:
-    def __init__(self, app: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, app: Any, max_bytes: int = DEFAULT_MAX_BYTES, json_paths: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Only the API's own POST routes: elsewhere routing answers first (405, 404).
+        self.json_paths = frozenset(json_paths)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope.get("method") == "GET" and scope.get("path") == "/docs.json":
+            await self._patched_openapi(scope, receive, send)
+            return
         headers = dict(scope.get("headers") or [])
-        if scope.get("method") == "POST" and not _is_json(headers.get(b"content-type", b"")):
+        if (
+            scope.get("method") == "POST"
+            and scope.get("path") in self.json_paths
+            and not _is_json(headers.get(b"content-type", b""))
+        ):
             got = headers.get(b"content-type", b"none").decode("latin-1")
             await _send_error(send, 415, "content-type", "unsupported media type",
                               f"expected Content-Type: application/json, got {got!r}")  # fmt: skip
@@ -62,6 +75,26 @@ class RequestGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+    async def _patched_openapi(self, scope: Scope, receive: Any, send: Any) -> None:
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        if start.get("status") == 200:
+            body = patch_openapi_bytes(body)
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": start.get("status", 500),
+                    "headers": headers})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
 
     async def _refuse(self, send: Any, size: int) -> None:
         message = (

@@ -182,5 +182,7 @@ class DecisionService:
 
 
 DecisionService.add_asgi_middleware(
-    RequestGuard, max_bytes=int(os.environ.get("FAIRGATE_MAX_BODY_BYTES", 2 * 1024 * 1024))
+    RequestGuard,
+    max_bytes=int(os.environ.get("FAIRGATE_MAX_BODY_BYTES", 2 * 1024 * 1024)),
+    json_paths=("/decide", "/decide_batch"),
 )

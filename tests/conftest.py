@@ -18,6 +18,7 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 import httpx
 import pytest
 import yaml
+from starlette.testclient import TestClient
 
 from fairgate.cli import serve_command
 from training.pipeline import TrainConfig, TrainResult, run_training
@@ -89,6 +90,19 @@ class LiveService:
 
     def stop(self) -> None:
         _stop(self.process)
+
+
+@pytest.fixture(scope="session")
+def client(trained: TrainResult) -> Iterator[TestClient]:
+    """The service in-process through BentoML's ASGI app (its middleware included).
+
+    One per session: BentoML registers its request metrics once per process.
+    """
+    os.environ["FAIRGATE_MODEL"] = trained.tag or ""
+    from service.service import DecisionService
+
+    with TestClient(DecisionService.to_asgi(), raise_server_exceptions=False) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="session")

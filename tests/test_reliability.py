@@ -7,7 +7,6 @@ as ``bentoml serve``); the live-server versions of the faults are in test_faults
 import json
 
 import pytest
-from starlette.testclient import TestClient
 
 from fairgate.schema import Applicant
 
@@ -75,17 +74,6 @@ CASES = [
     ("form content type", "/decide", "age=30", "application/x-www-form-urlencoded", 415,
      ["content-type"], "expected Content-Type: application/json"),
 ]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def client(trained):
-    import os
-
-    os.environ["FAIRGATE_MODEL"] = trained.tag
-    from service.service import DecisionService
-
-    with TestClient(DecisionService.to_asgi(), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.mark.parametrize(

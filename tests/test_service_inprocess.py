@@ -1,24 +1,12 @@
 """The service in-process through BentoML's to_asgi(): logic and errors."""
 
-import os
-
 import pytest
-from starlette.testclient import TestClient
 
 from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import MAX_BATCH, Applicant, group_keys
 
 EXAMPLE = Applicant.model_json_schema()["example"]
-
-
-@pytest.fixture(scope="module")
-def client(trained):
-    os.environ["FAIRGATE_MODEL"] = trained.tag
-    from service.service import DecisionService
-
-    with TestClient(DecisionService.to_asgi(), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def test_decide_returns_the_documented_fields(client, trained):
