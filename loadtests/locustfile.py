@@ -17,18 +17,21 @@ come from a pool generated once at start-up (``loadtests/pool.py``), never in th
 from __future__ import annotations
 
 import itertools
+import os
 
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, constant_throughput, task
 
 from loadtests.pool import pool_from_env
 from service.api_models import PROBE_HEADER
 
 POOL = pool_from_env()
 _user_numbers = itertools.count()
+# FAIRGATE_LOAD_RATE: tasks per second per user (a fixed load, for soak runs); 0 = flat out.
+_RATE = float(os.environ.get("FAIRGATE_LOAD_RATE", "0"))
 
 
 class LoanApplicant(FastHttpUser):
-    wait_time = constant(0)
+    wait_time = constant_throughput(_RATE) if _RATE > 0 else constant(0)
 
     def on_start(self) -> None:
         # Each user walks the pool from its own offset: same bodies across runs.

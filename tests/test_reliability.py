@@ -9,6 +9,7 @@ import json
 import pytest
 
 from fairgate.schema import Applicant
+from tests.conftest import REPO
 
 EXAMPLE = Applicant.model_json_schema()["example"]
 
@@ -96,3 +97,10 @@ def test_the_service_still_decides_after_every_bad_input(client):
         client.post(path, content=raw.encode(), headers={"content-type": content_type})
     response = client.post("/decide", content=body(), headers={"content-type": JSON})
     assert response.status_code == 200 and response.json()["application_id"] == "APP-000001"
+
+
+def test_every_case_is_a_row_of_docs_reliability():
+    doc = (REPO / "docs" / "reliability.md").read_text()
+    for name, *_ in CASES:
+        words = name.split(" (")[0]
+        assert f"| {words}" in doc, f"docs/reliability.md has no row for {name!r}"
