@@ -74,6 +74,8 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
     bench_env = {"FAIRGATE_NAIVE_MODEL": str(naive_model), "FAIRGATE_GC": "default"}
     with running_server(target=BENCH_SERVICE, env=bench_env) as server:
         locust("floor", "(a) floor: constant response, default GC", server.url, "FloorUser")
+        locust("floor_validated", "(a') floor after validating the Applicant body, default GC",
+               server.url, "FloorValidatedUser")  # fmt: skip
         locust("naive", "(c) naive: ThresholdOptimizer.predict per request", server.url,
                "NaiveUser")  # fmt: skip
     with running_server(env=model_env | {"FAIRGATE_GC": "default"}) as server:
@@ -120,6 +122,10 @@ def render(config: BenchConfig, rows: dict[str, Row], probe_decisions: int,
         f"- /decide throughput = **{b_a:.2f} x** the floor's (target >= 0.9: "
         f"{verdict(b_a >= 0.9)}) and **{b_c:.1f} x** the naive path's (target >= 4: "
         f"{verdict(b_c >= 4)}).",
+        f"- What limits b/a: the floor that only validates the same request body serves "
+        f"{rows['floor_validated'].stats.rps:,.0f} req/s "
+        f"({rows['floor_validated'].stats.rps / floor.stats.rps:.2f} x the floor); /decide is "
+        f"{decide.stats.rps / rows['floor_validated'].stats.rps:.2f} x that.",
         f"- p99 of /decide at 70% of its saturating rate ({at_70.stats.rps:,.0f} req/s): "
         f"**{at_70.stats.p99_ms:.0f} ms** (target <= 20 ms: {verdict(at_70.stats.p99_ms <= 20)}).",
         f"- p99 at saturation: /decide with tuned GC {decide.stats.p99_ms:.0f} ms against the "

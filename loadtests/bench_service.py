@@ -1,6 +1,7 @@
 """Comparison endpoints for ``fairgate bench``, served with the same settings as the service.
 
 - ``POST /floor``: returns a constant; what BentoML costs before any work (the floor).
+- ``POST /floor_validated``: the same, after validating the body as an ``Applicant``.
 - ``POST /naive``: the obvious way: the applicant as a one-row pandas DataFrame, the
   scikit-learn pipeline and fairlearn's ``ThresholdOptimizer.predict``, per request.
 
@@ -55,6 +56,12 @@ class BenchService:
     # async, like /decide: the floor is the cheapest endpoint BentoML can serve.
     @bentoml.api(route="/floor")
     async def floor(self) -> Constant:
+        return CONSTANT
+
+    # The floor plus BentoML parsing and validating the same Applicant body /decide takes:
+    # separates the framework's input cost from fairgate's own work.
+    @bentoml.api(route="/floor_validated")
+    async def floor_validated(self, application: Applicant, /) -> Constant:
         return CONSTANT
 
     # The obvious way: a sync endpoint (BentoML runs it in its thread pool).

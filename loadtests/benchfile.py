@@ -36,6 +36,12 @@ class FloorUser(_PoolUser):
         self.client.post("/floor", json=next(self.singles))
 
 
+class FloorValidatedUser(_PoolUser):
+    @task
+    def floor_validated(self) -> None:
+        self.client.post("/floor_validated", json=next(self.singles))
+
+
 class DecideUser(_PoolUser):
     @task
     def decide(self) -> None:
