@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from fairgate.launch import serve_command, service_env
 
 app = typer.Typer(
     help="fairgate: loan decisions that measure their own fairness.",
@@ -20,8 +21,6 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 _TRAIN_STEPS = 6
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_SLO = REPO / "loadtests" / "slo.toml"
 
 
 def _parse_map(pairs: list[str]) -> dict[str, str]:
@@ -123,22 +122,9 @@ def train(
     typer.echo(f"audit report: {reports / 'audit.md'}")
 
 
-def _train_default() -> None:
+def train_default() -> None:
     typer.echo("no model yet: training the synthetic default (fairgate train)")
     app(["train"], standalone_mode=False)
-
-
-def service_env(workers: int) -> dict[str, str]:
-    """Environment for ``bentoml serve``: one OpenMP thread per worker avoids oversubscription."""
-    return os.environ | {"OMP_NUM_THREADS": "1", "FAIRGATE_WORKERS": str(workers)}
-
-
-SERVICE_TARGET = "service.service:DecisionService"
-
-
-def serve_command(host: str, port: int, target: str = SERVICE_TARGET) -> list[str]:
-    """The one ``bentoml serve`` command line (serve, demo, loadtest, bench, live tests)."""
-    return [sys.executable, "-m", "bentoml", "serve", target, "--host", host, "--port", str(port)]
 
 
 @app.command()
@@ -167,7 +153,7 @@ def serve(
         except ModelNotFound:
             if not train_if_missing:
                 raise
-            _train_default()
+            train_default()
             load_serving_bundle(model_tag, policy)
     except ArtifactError as error:
         console.print(f"[red]error:[/red] {error}")
@@ -245,89 +231,6 @@ def probe(
 
 
 @app.command()
-def loadtest(
-    target: Annotated[
-        str | None, typer.Option(help="Service base URL; without it, one is started.")
-    ] = None,
-    users: Annotated[int, typer.Option(min=1, help="Concurrent Locust users.")] = 20,
-    run_time: Annotated[str, typer.Option(help="Locust run time, e.g. 10s, 2m.")] = "30s",
-    spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 20.0,
-    workers: Annotated[int, typer.Option(min=1, help="Workers of the started service.")] = 1,
-    slo_file: Annotated[
-        Path, typer.Option("--slo", exists=True, dir_okay=False, help="SLO TOML file.")
-    ] = DEFAULT_SLO,
-    out: Annotated[Path, typer.Option(help="Directory for Locust's CSV and HTML.")] = Path(
-        "loadtest-out"
-    ),
-) -> None:
-    """Headless Locust run of loadtests/locustfile.py; exits 1 if an SLO is missed."""
-    import tomllib
-    from contextlib import nullcontext
-
-    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
-    from loadtests.runner import LocustRun, run_locust
-    from loadtests.server import Server, running_server
-    from loadtests.slo import SloError, slo_from_mapping, violations
-
-    try:
-        slo = slo_from_mapping(tomllib.loads(slo_file.read_text()))
-    except (SloError, tomllib.TOMLDecodeError) as error:
-        console.print(f"[red]error:[/red] {slo_file}: {error}")
-        raise typer.Exit(2) from error
-    if target is None:
-        try:
-            load_serving_bundle()
-        except ModelNotFound:
-            _train_default()
-        except ArtifactError as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from error
-    server = running_server(workers=workers) if target is None else nullcontext(Server(target, 0))
-    with server as running:
-        typer.echo(f"load test: {users} users for {run_time} against {running.url}")
-        stats = run_locust(
-            LocustRun(host=running.url, users=users, run_time=run_time, spawn_rate=spawn_rate),
-            out / "locust",
-            html=out / "report.html",
-        )
-    for row in stats.values():
-        typer.echo(
-            f"{row.name:32} {row.requests:8d} req  {row.failures:5d} failed  "
-            f"{row.rps:8.1f} req/s  p50 {row.p50_ms:5.0f}  p95 {row.p95_ms:5.0f}  "
-            f"p99 {row.p99_ms:5.0f} ms"
-        )
-    typer.echo(f"reports: {out / 'report.html'}, {out / 'locust_stats.csv'}")
-    missed = violations(stats["Aggregated"], slo)
-    if missed:
-        for line in missed:
-            typer.echo(f"SLO missed: {line}")
-        raise typer.Exit(1)
-    typer.echo(f"all SLOs met ({slo_file})")
-
-
-@app.command()
-def bench(
-    duration: Annotated[int, typer.Option(min=3, help="Seconds per Locust run.")] = 20,
-    users: Annotated[int, typer.Option(min=1, help="Locust users per run.")] = 20,
-    out: Annotated[Path, typer.Option(help="Locust CSVs and the naive model.")] = Path(
-        "bench-out"
-    ),
-    doc: Annotated[Path, typer.Option(help="Markdown file to update.")] = REPO
-    / "docs"
-    / "benchmarks.md",
-) -> None:
-    """Floor vs /decide vs naive ThresholdOptimizer endpoint, in one run; updates the doc."""
-    from loadtests.bench import BenchConfig, run_bench, update_doc
-
-    section = run_bench(
-        BenchConfig(duration_seconds=duration, users=users, out=out), log=typer.echo
-    )
-    update_doc(doc, section)
-    typer.echo(section)
-    typer.echo(f"updated {doc}")
-
-
-@app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Service port.")] = 3000,
     probe_port: Annotated[int, typer.Option(help="Prober /metrics port.")] = 9109,
@@ -343,7 +246,7 @@ def demo(
     try:
         load_serving_bundle()
     except ModelNotFound:
-        _train_default()
+        train_default()
     except ArtifactError as error:  # corrupted or tampered: never retrain over it silently
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
@@ -381,6 +284,15 @@ def demo(
         server.terminate()
         server.wait(30)
 
+
+def _register_load_commands() -> None:
+    from loadtests.commands import bench, loadtest
+
+    app.command()(loadtest)
+    app.command()(bench)
+
+
+_register_load_commands()
 
 if __name__ == "__main__":
     app()

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from fairgate.cli import serve_command
+from fairgate.launch import serve_command
 from training.pipeline import TrainConfig, TrainResult, run_training
 
 REPO = Path(__file__).resolve().parent.parent

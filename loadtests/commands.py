@@ -1,0 +1,95 @@
+"""``fairgate loadtest`` and ``fairgate bench`` (registered on the CLI in fairgate/cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fairgate.launch import REPO
+
+DEFAULT_SLO = REPO / "loadtests" / "slo.toml"
+console = Console(stderr=True)
+
+
+def loadtest(
+    target: Annotated[
+        str | None, typer.Option(help="Service base URL; without it, one is started.")
+    ] = None,
+    users: Annotated[int, typer.Option(min=1, help="Concurrent Locust users.")] = 20,
+    run_time: Annotated[str, typer.Option(help="Locust run time, e.g. 10s, 2m.")] = "30s",
+    spawn_rate: Annotated[float, typer.Option(help="Users started per second.")] = 20.0,
+    workers: Annotated[int, typer.Option(min=1, help="Workers of the started service.")] = 1,
+    slo_file: Annotated[
+        Path, typer.Option("--slo", exists=True, dir_okay=False, help="SLO TOML file.")
+    ] = DEFAULT_SLO,
+    out: Annotated[Path, typer.Option(help="Directory for Locust's CSV and HTML.")] = Path(
+        "loadtest-out"
+    ),
+) -> None:
+    """Headless Locust run of loadtests/locustfile.py; exits 1 if an SLO is missed."""
+    import tomllib
+    from contextlib import nullcontext
+
+    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
+    from loadtests.runner import LocustRun, run_locust
+    from loadtests.server import Server, running_server
+    from loadtests.slo import SloError, slo_from_mapping, violations
+
+    try:
+        slo = slo_from_mapping(tomllib.loads(slo_file.read_text()))
+    except (SloError, tomllib.TOMLDecodeError) as error:
+        console.print(f"[red]error:[/red] {slo_file}: {error}")
+        raise typer.Exit(2) from error
+    if target is None:
+        try:
+            load_serving_bundle()
+        except ModelNotFound:
+            from fairgate.cli import train_default
+
+            train_default()
+        except ArtifactError as error:
+            console.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(2) from error
+    server = running_server(workers=workers) if target is None else nullcontext(Server(target, 0))
+    with server as running:
+        typer.echo(f"load test: {users} users for {run_time} against {running.url}")
+        stats = run_locust(
+            LocustRun(host=running.url, users=users, run_time=run_time, spawn_rate=spawn_rate),
+            out / "locust",
+            html=out / "report.html",
+        )
+    for row in stats.values():
+        typer.echo(
+            f"{row.name:32} {row.requests:8d} req  {row.failures:5d} failed  "
+            f"{row.rps:8.1f} req/s  p50 {row.p50_ms:5.0f}  p95 {row.p95_ms:5.0f}  "
+            f"p99 {row.p99_ms:5.0f} ms"
+        )
+    typer.echo(f"reports: {out / 'report.html'}, {out / 'locust_stats.csv'}")
+    missed = violations(stats["Aggregated"], slo)
+    if missed:
+        for line in missed:
+            typer.echo(f"SLO missed: {line}")
+        raise typer.Exit(1)
+    typer.echo(f"all SLOs met ({slo_file})")
+
+
+def bench(
+    duration: Annotated[int, typer.Option(min=3, help="Seconds per Locust run.")] = 20,
+    users: Annotated[int, typer.Option(min=1, help="Locust users per run.")] = 20,
+    out: Annotated[Path, typer.Option(help="Locust CSVs and the naive model.")] = Path("bench-out"),
+    doc: Annotated[Path, typer.Option(help="Markdown file to update.")] = REPO
+    / "docs"
+    / "benchmarks.md",
+) -> None:
+    """Floor vs /decide vs naive ThresholdOptimizer endpoint, in one run; updates the doc."""
+    from loadtests.bench import BenchConfig, run_bench, update_doc
+
+    section = run_bench(
+        BenchConfig(duration_seconds=duration, users=users, out=out), log=typer.echo
+    )
+    update_doc(doc, section)
+    typer.echo(section)
+    typer.echo(f"updated {doc}")
