@@ -1,5 +1,6 @@
 """Load tests: the request pool, the SLO check, and a 10-second headless Locust smoke run."""
 
+import math
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 
 from fairgate.schema import Applicant
 from loadtests.pool import build_pool
+from loadtests.server_latency import quantile
 from loadtests.slo import RunStats, Slo, SloError, read_stats, slo_from_mapping, violations
 from tests.conftest import REPO
 
@@ -103,3 +105,12 @@ def test_a_missed_slo_exits_non_zero(live_service, tmp_path):
                        "--out", str(tmp_path / "out"), "--slo", str(strict))  # fmt: skip
     assert result.returncode == 1
     assert "SLO missed: throughput" in result.stdout
+
+
+def test_server_side_quantile_matches_prometheus_histogram_quantile():
+    """Same buckets as the promtool case in alerts_test.yml, where Prometheus says p99 = 0.46 s."""
+    before = {0.01: 10.0, 0.1: 10.0, 0.5: 10.0, float("inf"): 10.0}
+    after = {0.01: 100.0, 0.1: 100.0, 0.5: 110.0, float("inf"): 110.0}
+    assert quantile(before, after, 0.99) == pytest.approx(0.46)
+    assert quantile(before, after, 0.5) == pytest.approx(0.01 * 50 / 90)
+    assert math.isnan(quantile(after, after, 0.99))
