@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import yaml
 from starlette.testclient import TestClient
 
 from fairgate.launch import serve_command
+from loadtests.server import free_port
 from training.pipeline import TrainConfig, TrainResult, run_training
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,12 +34,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
         rows=40_000, seed=7, include_sensitive=True, bootstrap=50, reports_dir=reports
     )
     return run_training(config)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
