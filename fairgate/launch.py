@@ -1,12 +1,21 @@
 """How a ``bentoml serve`` process is launched: one command line and environment for all.
 
 Used by ``fairgate serve``/``demo``, the load tests, the benchmark and the live tests.
+
+BentoML 1.4 keeps its Prometheus multiprocess files in ``$BENTOML_HOME/prometheus_multiproc_dir``
+(``BentoMLContainer.prometheus_multiproc_dir``; no environment variable or config key moves it)
+and empties that directory whenever a server starts, so a second server on the same home
+zeroes the first one's counters. ``python -m fairgate.launch serve ...`` is ``bentoml serve``
+with that container value set to a directory of its own, as BentoML's own pytest plugin sets
+it; the workers inherit it as ``PROMETHEUS_MULTIPROC_DIR``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,4 +31,24 @@ SERVICE_TARGET = "service.service:DecisionService"
 
 def serve_command(host: str, port: int, target: str = SERVICE_TARGET) -> list[str]:
     """The one ``bentoml serve`` command line (serve, demo, loadtest, bench, live tests)."""
-    return [sys.executable, "-m", "bentoml", "serve", target, "--host", host, "--port", str(port)]
+    return [
+        sys.executable, "-m", "fairgate.launch", "serve", target,
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the BentoML CLI with a private Prometheus directory, removed when it exits."""
+    directory = tempfile.mkdtemp(prefix="fairgate-metrics-")
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from bentoml_cli.cli import cli
+
+    BentoMLContainer.prometheus_multiproc_dir.set(directory)
+    try:
+        cli(args=argv, prog_name="bentoml")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

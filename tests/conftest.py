@@ -50,18 +50,6 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None)
     raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
 
 
-def private_home() -> str:
-    """A BentoML home sharing the session's model store but nothing else.
-
-    Every ``bentoml serve`` empties ``$BENTOML_HOME/prometheus_multiproc_dir`` at start-up,
-    so a second server on the same home wipes the first one's metric files (its counters
-    then read 0). Each test server gets its own home with the store linked in.
-    """
-    home = Path(tempfile.mkdtemp(prefix="fairgate-home-"))
-    (home / "models").symlink_to(Path(os.environ["BENTOML_HOME"]) / "models")
-    return str(home)
-
-
 class LiveService:
     def __init__(self, tag: str, workers: int = 1, **env_overrides: str) -> None:
         self.port = free_port()
@@ -69,10 +57,9 @@ class LiveService:
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
             prefix="bentoml-serve-", suffix=".log", delete=False
         )
-        env = (
+        self.env = (
             os.environ
             | {
-                "BENTOML_HOME": private_home(),
                 "FAIRGATE_MODEL": tag,
                 "FAIRGATE_WORKERS": str(workers),
                 "OMP_NUM_THREADS": "1",
@@ -82,7 +69,7 @@ class LiveService:
         self.process = subprocess.Popen(
             serve_command("127.0.0.1", self.port),
             cwd=REPO,
-            env=env,
+            env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -142,3 +142,37 @@ def test_a_prometheus_restart_affects_neither_the_service_nor_the_prober(stack):
         assert prometheus.wait_for(f'up{{job="{job}"}} == 1', 30), f"{job} not scraped again"
     # Data from before the restart is still there (same storage directory).
     assert prometheus.query("count_over_time(fairgate_probe_success[10m]) > 5")
+
+
+def _live_decisions(service: LiveService) -> float:
+    text = httpx.get(f"{service.url}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "fairgate_decisions_total"
+    )
+
+
+def test_two_servers_on_one_home_keep_their_own_counters(trained):
+    """A second ``bentoml serve`` on the same BENTOML_HOME must not zero the first's counters."""
+    records = to_records(generate_applicants(5, seed=406))
+    first = LiveService(trained.tag, workers=1).wait()
+    try:
+        for record in records[:3]:
+            assert httpx.post(f"{first.url}/decide", json=record, timeout=10).status_code == 200
+        assert _live_decisions(first) == 3
+        second = LiveService(trained.tag, workers=1).wait()
+        try:
+            assert first.env["BENTOML_HOME"] == second.env["BENTOML_HOME"]
+            assert _live_decisions(first) == 3
+            for record in records[3:]:
+                response = httpx.post(f"{second.url}/decide", json=record, timeout=10)
+                assert response.status_code == 200
+            assert _live_decisions(second) == 2
+            assert _live_decisions(first) == 3
+        finally:
+            second.stop()
+        assert _live_decisions(first) == 3
+    finally:
+        first.stop()
