@@ -8,7 +8,27 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from monitoring.control import NOT_REPRODUCIBLE
+from monitoring.figures import dollars, rate, ratio
 from monitoring.prober import CycleResult
+
+
+def control_warning(result: CycleResult) -> str | None:
+    """The plain-words warning when identical applicants were decided differently."""
+    c = result.control
+    if c is None or c.reproducible:
+        return None
+    return NOT_REPRODUCIBLE.format(flips=c.flips, pairs=c.pairs, rate=rate(c.flip_rate))
+
+
+def control_summary(result: CycleResult) -> str:
+    c = result.control
+    if c is None:
+        return "control: not run"
+    return (
+        f"control: {c.flips} of {c.pairs} identical applicants sent twice decided "
+        f"differently (control flip rate {rate(c.flip_rate)})"
+    )
 
 
 def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
@@ -17,6 +37,15 @@ def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
         "target": result.target,
         "decisions_sent": result.decisions_sent,
         "duration_seconds": result.duration_seconds,
+        "control": None
+        if result.control is None
+        else {
+            "pairs": result.control.pairs,
+            "flips": result.control.flips,
+            "flip_rate": result.control.flip_rate,
+            "reproducible": result.control.reproducible,
+        },
+        "warning": control_warning(result),
         "attributes": [
             {
                 "attribute": a.attribute,
@@ -32,6 +61,9 @@ def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
 
 
 def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
+    warning = control_warning(result)
+    if warning:
+        console.print(f"[bold red]{warning}[/bold red]")
     for attribute in result.attributes:
         values = list(attribute.approval_rate)
         table = Table(
@@ -50,27 +82,37 @@ def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
             )
         console.print(table)
         rates = ", ".join(f"{v} {r:.1%}" for v, r in attribute.approval_rate.items())
-        console.print(f"approval: {rates}; four-fifths ratio {attribute.approval_ratio:.2f}")
+        console.print(f"approval: {rates}; four-fifths ratio {ratio(attribute.approval_ratio)}")
         for p in attribute.pairs:
             console.print(
-                f"  {p.group_a} vs {p.group_b}: flip rate {p.flip_rate:.1%} "
-                f"(favours {p.group_a} {p.favours_a_rate:.1%}, "
-                f"{p.group_b} {p.favours_b_rate:.1%}), "
+                f"  {p.group_a} vs {p.group_b}: flip rate {rate(p.flip_rate)} "
+                f"(favours {p.group_a} {rate(p.favours_a_rate)}, "
+                f"{p.group_b} {rate(p.favours_b_rate)}), "
                 f"mean score difference {p.mean_score_difference:+.3f}"
             )
     if result.gap is not None:
         g = result.gap
         console.print(
             f"income gap ({g.group_a} minus {g.group_b}), {g.measured} of {g.sampled} "
-            f"applicants: median ${g.median_dollars:,.0f}, 90th percentile "
-            f"${g.p90_dollars:,.0f}; non-monotone {g.non_monotone}, never approved "
+            f"applicants: median {dollars(g.median_dollars)}, 90th percentile "
+            f"{dollars(g.p90_dollars)}; non-monotone {g.non_monotone}, never approved "
             f"{g.never_approved}"
         )
-    console.print(f"{result.decisions_sent} probe decisions in {result.duration_seconds:.2f} s")
+    console.print(control_summary(result))
+    if warning:
+        console.print(f"[bold red]{warning}[/bold red]")
+    console.print(
+        f"{result.decisions_sent} decisions sent (twins, control and gap search) "
+        f"in {result.duration_seconds:.2f} s"
+    )
 
 
 def markdown(result: CycleResult, rows: int = 20) -> str:
     lines = [f"# Counterfactual audit of {result.target}", ""]
+    warning = control_warning(result)
+    if warning:
+        lines += [f"> **{warning}**", ""]
+    lines += [control_summary(result) + ".", ""]
     for attribute in result.attributes:
         values = list(attribute.approval_rate)
         lines += [
@@ -85,15 +127,16 @@ def markdown(result: CycleResult, rows: int = 20) -> str:
                 + " | ".join("approve" if row[v] else "deny" for v in values)
                 + " |"
             )
-        lines += ["", f"Four-fifths ratio {attribute.approval_ratio:.2f}.", ""]
+        lines += ["", f"Four-fifths ratio {ratio(attribute.approval_ratio)}.", ""]
         for p in attribute.pairs:
-            lines.append(f"- {p.group_a} vs {p.group_b}: flip rate {p.flip_rate:.1%}")
+            lines.append(f"- {p.group_a} vs {p.group_b}: flip rate {rate(p.flip_rate)}")
         lines.append("")
     if result.gap is not None:
         lines.append(
-            f"Income gap: median ${result.gap.median_dollars:,.0f}, "
-            f"p90 ${result.gap.p90_dollars:,.0f}."
+            f"Income gap: median {dollars(result.gap.median_dollars)}, "
+            f"p90 {dollars(result.gap.p90_dollars)}."
         )
+    lines += ["", f"{result.decisions_sent} decisions sent in {result.duration_seconds:.2f} s.", ""]
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,8 @@ class DecisionClient:
     def __post_init__(self) -> None:
         self.client = self.client or httpx.Client(timeout=self.timeout, headers={PROBE_HEADER: "1"})
         self.requests = 0
+        # Every decision asked for, counted as sent, whether or not the request succeeds.
+        self.decisions_sent = 0
 
     def decide(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Return (approved, score) per row, in order."""
@@ -62,6 +64,7 @@ class DecisionClient:
     def _post(self, records: list[dict]) -> list[dict]:
         assert self.client is not None
         self.requests += 1
+        self.decisions_sent += len(records)
         try:
             response = self.client.post(
                 f"{self.target}{self.batch_path}", json={"applications": records}

@@ -25,6 +25,7 @@ class ProberConfig:
     interval_seconds: float = 30.0
     pairs: int = 1000
     gap_sample: int = 100
+    control_pairs: int = 200  # capped at ``pairs``: the first twins' applicants, sent twice
     attributes: tuple[str, ...] = ("gender", "age_band")
     seed: int = 0
     listen_address: str = "127.0.0.1:9109"
@@ -51,6 +52,7 @@ def config_from_mapping(raw: Mapping[str, Any]) -> ProberConfig:
         "interval_seconds": lambda v: _number(v, float, 0.0),
         "pairs": lambda v: _number(v, int, 1),
         "gap_sample": lambda v: _number(v, int, 0),
+        "control_pairs": lambda v: _number(v, int, 1),
         "seed": lambda v: _number(v, int, 0),
         "timeout_seconds": lambda v: _number(v, float, 0.001),
         "target": lambda v: _url(str(v)),

@@ -61,6 +61,11 @@ class ProberMetrics:
             "Sampled applicants left out of the gap, by reason.",
             ["target", "reason"],
         )
+        self.control_flip = gauge(
+            "fairgate_probe_control_flip_rate",
+            "Share of identical applicants, sent twice, decided differently (0 if reproducible).",
+            ["target"],
+        )
         self.success = gauge("fairgate_probe_success", "1 if the last cycle succeeded.", ["target"])
         self.duration = gauge(
             "fairgate_probe_duration_seconds", "Duration of the last cycle.", ["target"]
@@ -74,6 +79,12 @@ class ProberMetrics:
             "fairgate_probe_pairs_sent_total",
             "Twin pairs sent.",
             ["target", "attribute"],
+            registry=registry,
+        )
+        self.decisions_sent = Counter(
+            "fairgate_probe_decisions_sent_total",
+            "Decisions the prober asked the target for (twins, control, gap search).",
+            ["target"],
             registry=registry,
         )
         self.errors = Counter(
@@ -91,12 +102,18 @@ class ProberMetrics:
             self.four_fifths,
             self.gap,
             self.gap_excluded,
+            self.control_flip,
         ]
 
     def watch(self, target: str) -> None:
         """Create the target's error series at 0, so "no errors" is a value, not a gap."""
         for kind in ERROR_KINDS:
             self.errors.labels(target, kind)
+        self.decisions_sent.labels(target)
+
+    def record_sent(self, target: str, decisions: int) -> None:
+        """Count decisions asked for, by failed cycles too: they reached the target."""
+        self.decisions_sent.labels(target).inc(decisions)
 
     def _clear(self, target: str) -> None:
         for metric in self._fairness:
@@ -132,6 +149,8 @@ class ProberMetrics:
         if result.gap is not None:
             self.gap_excluded.labels(target, "non_monotone").set(result.gap.non_monotone)
             self.gap_excluded.labels(target, "never_approved").set(result.gap.never_approved)
+        if result.control is not None:
+            self.control_flip.labels(target).set(result.control.flip_rate)
         self.success.labels(target).set(1)
         self.duration.labels(target).set(result.duration_seconds)
         self.last_success.labels(target).set(self.clock())

@@ -1,4 +1,4 @@
-"""The sidecar loop: cycle, export, sleep; never dies on a failed cycle."""
+"""The sidecar loop: cycle, export, log, sleep; never dies on a failed cycle."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from monitoring.client import DecisionClient, ProbeError
 from monitoring.config import ProberConfig
+from monitoring.cycle_log import cycle_failed_line, cycle_line
 from monitoring.exporter import ProberMetrics
 from monitoring.prober import CycleResult, ProbeSettings, run_cycle
 
@@ -20,6 +21,7 @@ def settings_of(config: ProberConfig) -> ProbeSettings:
     return ProbeSettings(
         pairs=config.pairs,
         gap_sample=config.gap_sample,
+        control_pairs=config.control_pairs,
         attributes=config.attributes,
         seed=config.seed,
     )
@@ -29,14 +31,20 @@ def probe_once(
     config: ProberConfig, metrics: ProberMetrics | None, cycle: int, client: DecisionClient
 ) -> CycleResult | None:
     started = time.perf_counter()
+    sent_before = client.decisions_sent
     try:
         result = run_cycle(client, settings_of(config), cycle)
     except ProbeError as error:
-        log.warning("probe cycle %d failed (%s): %s", cycle, error.kind, error)
+        duration = time.perf_counter() - started
+        sent = client.decisions_sent - sent_before
+        log.warning(cycle_failed_line(config.target, cycle, error, sent, duration))
         if metrics is not None:
-            metrics.record_failure(config.target, error.kind, time.perf_counter() - started)
+            metrics.record_sent(config.target, sent)
+            metrics.record_failure(config.target, error.kind, duration)
         return None
+    log.info(cycle_line(result))
     if metrics is not None:
+        metrics.record_sent(result.target, result.decisions_sent)
         metrics.record_success(result)
     return result
 

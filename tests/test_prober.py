@@ -1,6 +1,7 @@
 """The prober against endpoints with known answers, plus its config and exporter."""
 
 import asyncio
+import json
 import threading
 import time
 
@@ -8,16 +9,19 @@ import numpy as np
 import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
+from rich.console import Console
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from monitoring.audit import as_dict, control_warning, markdown, print_audit, to_json
 from monitoring.client import DecisionClient
 from monitoring.config import ConfigError, config_from_mapping
-from monitoring.counterfactual import base_population
+from monitoring.counterfactual import AttributeResult, base_population
 from monitoring.exporter import ProberMetrics
-from monitoring.prober import ProbeSettings, run_cycle
+from monitoring.figures import dollars, rate, ratio
+from monitoring.prober import CycleResult, ProbeSettings, run_cycle
 from monitoring.runner import probe_once
 from tests.conftest import free_port, wait_http
 
@@ -25,7 +29,12 @@ BAR, GAP = 40_000.0, 12_500.0
 
 
 def rule_app(gap: float, mode: dict) -> Starlette:
-    """Men approved from income BAR, women from BAR + gap; ``mode`` switches in faults."""
+    """Men approved from income BAR, women from BAR + gap; ``mode`` switches in faults.
+
+    ``mode["coin"]`` (a seeded numpy Generator) turns it into a coin toss: every decision
+    random on every call, so the same applicant sent twice may get either answer.
+    ``mode["received"]`` counts the applications it was asked to decide.
+    """
 
     async def decide(request: Request):
         if mode.get("fault") == "slow":
@@ -35,6 +44,12 @@ def rule_app(gap: float, mode: dict) -> Starlette:
         if mode.get("fault") == "garbage":
             return PlainTextResponse("not json")
         body = await request.json()
+        mode["received"] = mode.get("received", 0) + len(body["applications"])
+        if "coin" in mode:
+            heads = mode["coin"].random(len(body["applications"])) < 0.5
+            return JSONResponse(
+                {"decisions": [{"approved": bool(h), "score": float(h)} for h in heads]}
+            )
         decisions = []
         for a in body["applications"]:
             bar = BAR + (gap if a["gender"] == "female" else 0.0)
@@ -169,3 +184,131 @@ def test_config_reports_every_bad_entry_at_once():
         assert key in message
     config = config_from_mapping({"pairs": "50", "attributes": "gender"})
     assert config.pairs == 50 and config.attributes == ("gender",)
+
+
+def test_deterministic_biased_endpoint_passes_the_control(endpoint):
+    start, _ = endpoint
+    result = run_cycle(DecisionClient(start(GAP)), SETTINGS, cycle=0)
+    assert result.control.pairs == SETTINGS.control_pairs == 200
+    assert result.control.flips == 0 and result.control.flip_rate == 0.0
+    assert control_warning(result) is None
+    assert as_dict(result)["control"] == {
+        "pairs": 200, "flips": 0, "flip_rate": 0.0, "reproducible": True,
+    }  # fmt: skip
+    assert "NOT REPRODUCIBLE" not in markdown(result)
+
+
+def test_coin_toss_endpoint_is_not_reproducible_rather_than_biased(endpoint):
+    start, mode = endpoint
+    mode["coin"] = np.random.default_rng(11)
+    url = start(0.0)
+    registry = CollectorRegistry()
+    metrics = ProberMetrics(registry)
+    config = config_from_mapping({"target": url, "pairs": 1000, "gap_sample": 20, "seed": 4})
+    result = probe_once(config, metrics, 0, DecisionClient(url))
+    # A fair coin: identical twins and identical control pairs disagree half the time.
+    gender = next(a for a in result.attributes if a.attribute == "gender")
+    assert 0.4 < gender.pairs[0].flip_rate < 0.6
+    assert 0.35 < result.control.flip_rate < 0.65
+    assert not result.control.reproducible
+    gauge = registry.get_sample_value("fairgate_probe_control_flip_rate", {"target": url})
+    assert gauge == result.control.flip_rate
+    console = Console(record=True, width=200)
+    print_audit(result, console)
+    text = console.export_text()
+    assert "NOT REPRODUCIBLE" in text and "cannot be read as bias" in text
+    assert "NOT REPRODUCIBLE" in markdown(result)
+    document = json.loads(to_json(result))
+    assert document["control"]["reproducible"] is False
+    assert document["control"]["pairs"] == 200
+    assert "cannot be read as bias" in document["warning"]
+
+
+def test_decisions_sent_counts_everything_the_endpoint_received(endpoint):
+    start, mode = endpoint
+    url = start(GAP)
+    registry = CollectorRegistry()
+    metrics = ProberMetrics(registry)
+    metrics.watch(url)
+    # Without the gap search the count is known in advance: 1000 pairs x (2 genders +
+    # 4 age bands) twins, plus 200 control applicants sent twice.
+    config = config_from_mapping({"target": url, "gap_sample": 0})
+    result = probe_once(config, metrics, 0, DecisionClient(url))
+    assert mode["received"] == result.decisions_sent == 1000 * 6 + 200 * 2
+    # With it, the bisection adds a data-dependent number of decisions: still all counted.
+    mode["received"] = 0
+    config = config_from_mapping({"target": url, "gap_sample": 100})
+    result = probe_once(config, metrics, 1, DecisionClient(url))
+    assert result.decisions_sent == mode["received"] > 6400 + 2 * 100 * 16
+    sent = registry.get_sample_value("fairgate_probe_decisions_sent_total", {"target": url})
+    assert sent == 6400 + mode["received"]
+    summary = Console(record=True, width=200)
+    print_audit(result, summary)
+    assert f"{mode['received']} decisions sent" in summary.export_text()
+    assert json.loads(to_json(result))["decisions_sent"] == mode["received"]
+
+
+def test_a_failed_cycle_still_counts_what_it_sent(endpoint):
+    start, mode = endpoint
+    url = start(GAP)
+    registry = CollectorRegistry()
+    metrics = ProberMetrics(registry)
+    mode["fault"] = "500"
+    config = config_from_mapping({"target": url, "pairs": 10, "gap_sample": 0, "control_pairs": 5})
+    assert probe_once(config, metrics, 0, DecisionClient(url)) is None
+    # The first request (20 gender twins) reached the endpoint and failed the cycle.
+    assert registry.get_sample_value("fairgate_probe_decisions_sent_total", {"target": url}) == 20
+
+
+def test_one_log_line_per_cycle_with_the_headline_figures(endpoint, caplog):
+    start, mode = endpoint
+    url = start(GAP)
+    config = config_from_mapping({"target": url, "pairs": 200, "gap_sample": 20, "seed": 4})
+    client = DecisionClient(url, timeout=1.0)
+    with caplog.at_level("INFO", logger="fairgate.prober"):
+        result = probe_once(config, None, 7, client)
+        mode["fault"] = "slow"
+        assert probe_once(config, None, 8, client) is None
+    lines = [r for r in caplog.records if r.name == "fairgate.prober"]
+    assert [r.levelname for r in lines] == ["INFO", "WARNING"]
+    ok, failed = lines[0].getMessage(), lines[1].getMessage()
+    gender = next(a for a in result.attributes if a.attribute == "gender")
+    assert ok.startswith(f"probe cycle 7 ok target={url} decisions_sent={result.decisions_sent} ")
+    assert f"max_flip_rate={rate(gender.pairs[0].flip_rate)} (gender female/male)" in ok
+    assert "worst_four_fifths=" in ok and "control_flip_rate=0.0%" in ok
+    assert "median_gap=-$" not in ok and "median_gap=$12," in ok
+    assert failed.startswith(f"probe cycle 8 failed kind=timeout target={url} decisions_sent=")
+
+
+@pytest.mark.parametrize(
+    ("value", "printed", "function"),
+    [
+        (0.7956, "0.795", ratio),  # not 0.80: the four-fifths line is 0.8
+        (0.8, "0.800", ratio),
+        (0.29, "0.290", ratio),
+        (0.0501, "5.1%", rate),  # not 5.0%: the flips line is 5%
+        (0.05, "5.0%", rate),
+        (0.07, "7.0%", rate),
+        (0.00004, "0.1%", rate),  # a control flip is never printed as 0.0%
+        (5000.4, "$5,001", dollars),  # not $5,000: the gap line is $5,000
+        (-6375.2, "-$6,376", dollars),
+    ],
+)
+def test_printed_figures_never_round_across_an_alert_line(value, printed, function):
+    assert function(value) == printed
+
+
+def test_the_audit_prints_a_07956_ratio_below_the_line():
+    attribute = AttributeResult(
+        attribute="gender",
+        approval_rate={"female": 0.3978, "male": 0.5},
+        approval_ratio=0.7956,
+        pairs=[],
+        rows=[],
+    )
+    result = CycleResult(target="http://x", cycle=0, attributes=[attribute])
+    console = Console(record=True, width=200)
+    print_audit(result, console)
+    text = console.export_text() + markdown(result)
+    assert "four-fifths ratio 0.795" in text and "Four-fifths ratio 0.795" in text
+    assert "0.80" not in text
