@@ -27,19 +27,15 @@ def test_alert_and_recording_rule_unit_tests_pass():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_broken_threshold_fails_the_rule_tests(tmp_path):
-    """The rule tests can fail: move the four-fifths line and they must."""
-    rules = (PROMETHEUS / "rules" / "alerts.yml").read_text()
-    assert "fairgate_probe_four_fifths_ratio < 0.8" in rules
+def _rule_tests_with(tmp_path, file: str, old: str, new: str) -> str:
+    """Run the shipped rule tests against the rules with ``old`` replaced by ``new`` in ``file``."""
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "alerts.yml").write_text(
-        rules.replace(
-            "fairgate_probe_four_fifths_ratio < 0.8", "fairgate_probe_four_fifths_ratio < 0.6"
-        )
-    )
-    (tmp_path / "rules" / "recording.yml").write_text(
-        (PROMETHEUS / "rules" / "recording.yml").read_text()
-    )
+    for name in ("alerts.yml", "recording.yml"):
+        text = (PROMETHEUS / "rules" / name).read_text()
+        if name == file:
+            assert old in text, f"{old!r} not in {name}"
+            text = text.replace(old, new)
+        (tmp_path / "rules" / name).write_text(text)
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "alerts_test.yml").write_text(RULE_TESTS.read_text())
     result = subprocess.run(
@@ -49,8 +45,56 @@ def test_a_broken_threshold_fails_the_rule_tests(tmp_path):
         text=True,
         timeout=120,
     )
-    assert result.returncode != 0
-    assert "FairgateProbeFourFifthsBreach" in result.stdout + result.stderr
+    assert result.returncode != 0, "the rule tests passed against broken rules"
+    return result.stdout + result.stderr
+
+
+# Each mutation undoes one thing the rules must get right; the rule tests must catch it.
+MUTATIONS = {
+    "four-fifths line moved": (
+        "alerts.yml",
+        "fairgate_probe_four_fifths_ratio * 1000) / 1000 < 0.8",
+        "fairgate_probe_four_fifths_ratio * 1000) / 1000 < 0.6",
+        "FairgateProbeFourFifthsBreach",
+    ),
+    "never-approved group without an approve series dropped": (
+        "recording.yml",
+        "or group:fairgate_decisions:rate1h * 0",
+        "",
+        "group:fairgate_approval:ratio_rate1h",
+    ),
+    "global minimum-volume guard instead of a per-group one": (
+        "alerts.yml",
+        "expr: floor(fairgate_approval:four_fifths_ratio_rate1h * 1000) / 1000 < 0.8",
+        "expr: floor(fairgate_approval:four_fifths_ratio_rate1h * 1000) / 1000 < 0.8"
+        " and on () min(group:fairgate_decisions:rate1h) * 3600 >= 100",
+        "FairgateLiveFourFifthsBreach",
+    ),
+    "quiet groups kept in the ratio": (
+        "recording.yml",
+        "and on (group) group:fairgate_decisions:rate1h * 3600 >= 100",
+        "and on (group) group:fairgate_decisions:rate1h * 3600 >= 0",
+        "FairgateLiveFourFifthsBreach",
+    ),
+    "flips alert not held back by the control": (
+        "alerts.yml",
+        "unless on (target) fairgate_probe_control_flip_rate > 0",
+        "",
+        "FairgateCounterfactualFlips",
+    ),
+    "summary rounded across the line": (
+        "alerts.yml",
+        "expr: floor(fairgate_probe_four_fifths_ratio * 1000) / 1000 < 0.8",
+        "expr: fairgate_probe_four_fifths_ratio < 0.8",
+        "FairgateProbeFourFifthsBreach",
+    ),
+}
+
+
+@pytest.mark.parametrize("mutation", MUTATIONS)
+def test_the_rule_tests_catch_a_broken_rule(tmp_path, mutation):
+    file, old, new, named = MUTATIONS[mutation]
+    assert named in _rule_tests_with(tmp_path, file, old, new)
 
 
 def _alert_names() -> list[str]:
@@ -75,5 +119,6 @@ def test_the_issue_alerts_all_exist():
         "FairgateLiveFourFifthsBreach", "FairgateProbeFourFifthsBreach",
         "FairgateCounterfactualFlips", "FairgateIncomeGap", "FairgateProberDown",
         "FairgateProbeStale", "FairgateHighErrorRate", "FairgateHighLatency",
+        "FairgateDecisionsNotReproducible",
     }  # fmt: skip
     assert expected <= set(_alert_names())
