@@ -1,14 +1,17 @@
 """The monitoring stack for real: bentoml serve, the prober process and a Prometheus server.
 
 After a few probe cycles and some live traffic, every dashboard panel's query must return
-data from Prometheus, and the live-traffic counters must count exactly the live requests.
+data from Prometheus because of real series, and the live-traffic counters must count
+exactly the live requests.
 """
 
 import json
+import re
 import time
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from fairgate.generator import generate_applicants, to_records
@@ -22,17 +25,36 @@ DASHBOARD = json.loads((REPO / "monitoring/grafana/dashboards/fairgate.json").re
 # Grafana template variables, as the dashboard's "All" option expands them.
 VARIABLES = {"$target": ".*"}
 LIVE_ROUNDS, SINGLES, BATCH = 6, 5, 40
+# A group the policy never saw at training, so the fallback-rule series is real live data.
+UNSEEN_GENDER = "nonbinary"
+# "... or vector(0)" returns a value with no series at all: a panel query must not lean
+# on it to "return data".
+VACUOUS_FALLBACK = re.compile(r"\s+or\s+vector\([^)]*\)\s*$")
 
 
 def panel_queries() -> list[tuple[str, str]]:
-    queries = []
-    for panel in DASHBOARD["panels"]:
-        for target in panel["targets"]:
-            expr = target["expr"]
-            for name, value in VARIABLES.items():
-                expr = expr.replace(name, value)
-            queries.append((f"{panel['title']} [{target['refId']}]", expr))
-    return queries
+    return [
+        (f"{panel['title']} [{target['refId']}]", target["expr"])
+        for panel in DASHBOARD["panels"]
+        for target in panel["targets"]
+    ]
+
+
+def _seconds(duration: str) -> float:
+    number, unit = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration).groups()
+    return float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
+def rate_interval(prometheus: PrometheusServer) -> str:
+    """Grafana's ``$__rate_interval`` for a short dashboard range: 4 x the scrape interval."""
+    config = yaml.safe_load(prometheus.config_path.read_text())
+    return f"{4 * _seconds(config['global']['scrape_interval']):g}s"
+
+
+def as_grafana_sends(expr: str, prometheus: PrometheusServer) -> str:
+    for name, value in VARIABLES.items():
+        expr = expr.replace(name, value)
+    return expr.replace("$__rate_interval", rate_interval(prometheus))
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +71,8 @@ def stack(trained, tmp_path_factory):
             assert prometheus.wait_for(f'up{{job="{job}"}} == 1', 30), f"{job} not scraped"
         # Live traffic spread over several scrapes, so rates have two points to work with.
         records = to_records(generate_applicants(LIVE_ROUNDS * (SINGLES + BATCH), seed=404))
+        for record in records[::9]:
+            record["gender"] = UNSEEN_GENDER
         sent = 0
         with httpx.Client(base_url=service.url, timeout=10) as client:
             for _ in range(LIVE_ROUNDS):
@@ -69,8 +93,46 @@ def stack(trained, tmp_path_factory):
 
 @pytest.mark.parametrize(("title", "expr"), panel_queries())
 def test_every_dashboard_panel_query_returns_data(stack, title, expr):
-    result = stack["prometheus"].wait_for(expr, timeout=60)
-    assert result, f"panel {title!r}: {expr} returned nothing"
+    assert not VACUOUS_FALLBACK.search(expr), f"panel {title!r}: 'or vector(0)' hides no data"
+    prometheus = stack["prometheus"]
+    sent = as_grafana_sends(expr, prometheus)
+    result = prometheus.wait_for(sent, timeout=60)
+    assert result, f"panel {title!r}: {sent} returned nothing"
+
+
+def test_rate_windows_follow_the_scrape_interval():
+    """A fixed ``[1m]`` goes blank when Prometheus scrapes every 30 s or more."""
+    for title, expr in panel_queries():
+        for window in re.findall(r"\b(?:i?rate)\([^\[]*\[([^\]]+)\]", expr):
+            assert window == "$__rate_interval", f"panel {title!r}: rate window [{window}]"
+
+
+def test_live_panels_show_live_traffic_only():
+    for panel in DASHBOARD["panels"]:
+        if not panel["title"].startswith("Live"):
+            continue
+        for target in panel["targets"]:
+            expr = target["expr"]
+            assert "fairgate_probe" not in expr, f"{panel['title']!r} reads probe counters"
+            if "fairgate_unseen_group_decisions_total" in expr:
+                assert 'traffic="live"' in expr, f"{panel['title']!r} counts probes as live"
+
+
+def test_live_panels_see_a_group_the_policy_never_saw(stack):
+    prometheus = stack["prometheus"]
+    unseen = prometheus.wait_for(
+        as_grafana_sends(
+            'sum by (group) (rate(fairgate_unseen_group_decisions_total{traffic="live"}'
+            "[$__rate_interval]))",
+            prometheus,
+        ),
+        timeout=30,
+    )
+    assert {r["metric"]["group"] for r in unseen} == {UNSEEN_GENDER}
+    rates = prometheus.wait_for(
+        f'group:fairgate_approval:ratio_rate5m{{group="{UNSEEN_GENDER}"}}', timeout=30
+    )
+    assert rates, "a group with live decisions is missing from the live approval rates"
 
 
 def test_live_counters_did_not_count_the_probes(stack):
