@@ -174,13 +174,16 @@ def test_config_reports_every_bad_entry_at_once():
             {
                 "target": "ftp://x",
                 "pairs": "0",
+                "control_pairs": "0",
                 "attributes": "gender,religion",
                 "listen_address": "nope",
                 "colour": "red",
             }
         )
     message = str(error.value)
-    for key in ("target", "pairs", "attributes", "listen_address", "colour: unknown"):
+    for key in (
+        "target", "pairs", "control_pairs", "attributes", "listen_address", "colour: unknown",
+    ):  # fmt: skip
         assert key in message
     config = config_from_mapping({"pairs": "50", "attributes": "gender"})
     assert config.pairs == 50 and config.attributes == ("gender",)
