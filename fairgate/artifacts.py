@@ -1,43 +1,53 @@
-"""Versioned artifacts in the BentoML model store, checksummed at save and verified at load.
+"""Versioned artifacts in the BentoML model store, verified at load (saving is training's:
+``training/save_model.py``).
 
-Serving needs only ``scorer.npz`` (numpy arrays, read without pickle) and ``policy.json``.
-The scikit-learn model is kept too (``sklearn_model.joblib``) for offline analysis; the
-service never unpickles it.
+Serving needs only ``scorer.npz`` (numpy arrays, read without pickle) and one policy file:
+``policy.json`` (the deterministic ``mitigated`` policy) or ``policy_randomized.json``. The
+scikit-learn model is kept too (``sklearn_model.joblib``) for offline analysis; the service
+never unpickles it.
+
+SHA-256 checksums recorded beside the files detect corruption, not tampering: whoever can
+rewrite a file can rewrite its checksum. With ``FAIRGATE_ARTIFACT_KEY`` set at training and
+serving, the checksum table is signed (HMAC-SHA256) and a model whose signature is missing or
+wrong is refused: then an edit without the key is detected.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
 import bentoml
-import joblib
 from bentoml.exceptions import NotFound
 
 from fairgate.features import FeatureSpec
-from fairgate.policy import ThresholdPolicy
-from fairgate.scorer import Scorer, load_scorer, save_scorer
+from fairgate.policy import POLICY_MODES, ThresholdPolicy
+from fairgate.scorer import Scorer, load_scorer
 
 DEFAULT_MODEL_NAME: Final[str] = "fairgate-loan"
-POLICY_MODES: Final[tuple[str, ...]] = ("mitigated", "unmitigated")
 SCORER_FILE: Final[str] = "scorer.npz"
 POLICY_FILE: Final[str] = "policy.json"
+RANDOMIZED_POLICY_FILE: Final[str] = "policy_randomized.json"
 METADATA_FILE: Final[str] = "metadata.json"
 SKLEARN_FILE: Final[str] = "sklearn_model.joblib"
-SERVING_FILES: Final[tuple[str, ...]] = (SCORER_FILE, POLICY_FILE, METADATA_FILE)
+SERVING_FILES: Final[tuple[str, ...]] = (
+    SCORER_FILE,
+    POLICY_FILE,
+    RANDOMIZED_POLICY_FILE,
+    METADATA_FILE,
+)
 NO_MODEL: Final[str] = (
     "no model {tag!r} in the BentoML model store ({store}); train one with `fairgate train`"
 )
 
 
 class ArtifactError(RuntimeError):
-    """Artifacts missing, corrupted or tampered with: the service must not start on them."""
+    """Artifacts missing, corrupted or mis-signed: the service must not start on them."""
 
 
 class ModelNotFound(ArtifactError):
@@ -70,45 +80,33 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_artifacts(
-    *,
-    name: str,
-    scorer: Scorer,
-    policy: ThresholdPolicy,
-    spec: FeatureSpec,
-    metadata: dict[str, Any],
-    sklearn_model: Any,
-) -> str:
-    """Write one versioned model to the store; return its tag (``name:version``)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        staging = Path(tmp)
-        save_scorer(scorer, staging / SCORER_FILE)
-        (staging / POLICY_FILE).write_text(json.dumps(policy.to_dict(), indent=2))
-        body = metadata | {
-            "include_sensitive": spec.include_sensitive,
-            "feature_names": list(spec.names),
-        }
-        (staging / METADATA_FILE).write_text(json.dumps(body, indent=2, sort_keys=True))
-        joblib.dump(sklearn_model, staging / SKLEARN_FILE)
-        checksums = {f.name: sha256_file(f) for f in sorted(staging.iterdir())}
-        labels = {
-            "policy_version": policy.version,
-            "scorer": scorer.kind,
-            "constraint": policy.constraint,
-        }
-        with bentoml.models.create(name, labels=labels, metadata={"checksums": checksums}) as model:
-            for file in staging.iterdir():
-                shutil.copy2(file, model.path_of(file.name))
-    return str(model.tag)
+def sign_checksums(checksums: dict[str, str], key: bytes) -> str:
+    """HMAC-SHA256 of the checksum table in a canonical JSON form."""
+    body = json.dumps(checksums, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def resolve_tag(tag: str) -> str:
+    """The concrete ``name:version`` a tag such as ``fairgate-loan:latest`` means right now."""
+    try:
+        return str(bentoml.models.get(tag).tag)
+    except NotFound as error:
+        home = os.environ.get("BENTOML_HOME", "~/bentoml")
+        raise ModelNotFound(NO_MODEL.format(tag=tag, store=home)) from error
 
 
 def load_serving_bundle(
-    tag: str = f"{DEFAULT_MODEL_NAME}:latest", policy_mode: str = "mitigated"
+    tag: str = f"{DEFAULT_MODEL_NAME}:latest",
+    policy_mode: str = "mitigated",
+    *,
+    artifact_key: bytes | None = None,
 ) -> ServingBundle:
     """Load and verify a model for serving. Raises ``ArtifactError`` with an actionable message.
 
-    ``policy_mode="unmitigated"`` serves the trained model with one 0.5 threshold instead of
-    its group rules, so the bias the rules correct is visible on the same dashboards.
+    ``policy_mode``: ``mitigated`` (deterministic group thresholds), ``randomized``
+    (fairlearn's rule) or ``unmitigated`` (the trained model with one 0.5 threshold, so the
+    bias the rules correct is visible on the same dashboards). With ``artifact_key`` the
+    checksum table must carry a valid signature.
     """
     if policy_mode not in POLICY_MODES:
         raise ArtifactError(f"policy mode must be one of {POLICY_MODES}, got {policy_mode!r}")
@@ -118,12 +116,25 @@ def load_serving_bundle(
         home = os.environ.get("BENTOML_HOME", "~/bentoml")
         raise ModelNotFound(NO_MODEL.format(tag=tag, store=home)) from error
     root = Path(model.path)
-    checksums: dict[str, str] = (model.info.metadata or {}).get("checksums", {})
+    recorded = model.info.metadata or {}
+    checksums: dict[str, str] = recorded.get("checksums", {})
+    if artifact_key is not None:
+        signature = recorded.get("signature")
+        if not isinstance(signature, str):
+            raise ArtifactError(
+                f"{model.tag}: not signed, but FAIRGATE_ARTIFACT_KEY is set; "
+                "retrain with the key to sign it"
+            )
+        if not hmac.compare_digest(signature, sign_checksums(checksums, artifact_key)):
+            raise ArtifactError(
+                f"{model.tag}: signature does not match FAIRGATE_ARTIFACT_KEY "
+                "(tampered with, or signed with another key); refusing to serve it"
+            )
     missing = [file for file in SERVING_FILES if file not in checksums]
     if missing:
         raise ArtifactError(f"{model.tag}: no recorded checksum for {missing}; retrain the model")
     # Every file recorded at training is verified, the ones serving never opens included:
-    # a swapped pickle next to the served arrays is tampering all the same.
+    # a damaged pickle next to the served arrays means the model is not what was trained.
     for file in sorted(checksums):
         path = root / file
         if not path.is_file():
@@ -131,11 +142,12 @@ def load_serving_bundle(
         if sha256_file(path) != checksums[file]:
             raise ArtifactError(
                 f"{model.tag}: {file} does not match the checksum recorded at training "
-                "(corrupted or tampered with); refusing to serve it"
+                "(corrupted); refusing to serve it"
             )
     try:
         metadata = json.loads((root / METADATA_FILE).read_text())
-        policy = ThresholdPolicy.from_dict(json.loads((root / POLICY_FILE).read_text()))
+        policy_file = RANDOMIZED_POLICY_FILE if policy_mode == "randomized" else POLICY_FILE
+        policy = ThresholdPolicy.from_dict(json.loads((root / policy_file).read_text()))
         scorer = load_scorer(root / SCORER_FILE)
     except (ValueError, KeyError, OSError) as error:
         raise ArtifactError(f"{model.tag}: unreadable artifact: {error}") from error

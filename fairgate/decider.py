@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fairgate.artifacts import ServingBundle
+from fairgate.draw import DrawKey
 from fairgate.features import columns_from_applicants
 from fairgate.schema import Applicant, group_keys
 
@@ -27,9 +28,13 @@ class Decisions:
 class Decider:
     """The online decision path; ``decide`` is what ``/decide`` and ``/decide_batch`` run."""
 
-    def __init__(self, bundle: ServingBundle) -> None:
+    def __init__(self, bundle: ServingBundle, draw_key: DrawKey | None = None) -> None:
+        if bundle.policy.randomized and draw_key is None:
+            raise ValueError("the randomized policy needs a draw key (FAIRGATE_DRAW_KEY)")
         self.bundle = bundle
         self.policy = bundle.policy
+        # Only a randomized policy draws; a deterministic one never computes a MAC.
+        self.draw_key = draw_key if bundle.policy.randomized else None
         self.rule_names = [self.policy.rule_name(i) for i in range(len(self.policy.rules) + 1)]
         described = [r.describe() for r in self.policy.rules.values()] + [
             self.policy.unseen.describe()
@@ -40,7 +45,8 @@ class Decider:
         columns = columns_from_applicants(applicants)
         scores = self.bundle.scorer.score(self.bundle.spec.build(columns))
         groups = group_keys(columns, self.policy.attributes)
-        approved, probability, index = self.policy.decide(columns["application_id"], scores, groups)
+        draws = None if self.draw_key is None else self.draw_key.draws(columns)
+        approved, probability, index = self.policy.decide(scores, groups, draws)
         return Decisions(
             approved=approved,
             score=scores,

@@ -8,10 +8,15 @@ and empties that directory whenever a server starts, so a second server on the s
 zeroes the first one's counters. ``python -m fairgate.launch serve ...`` is ``bentoml serve``
 with that container value set to a directory of its own, as BentoML's own pytest plugin sets
 it; the workers inherit it as ``PROMETHEUS_MULTIPROC_DIR``.
+
+The worker count is handed to BentoML the supported way, as a configuration override
+(``BENTOML_CONFIG_OVERRIDES={"services": {"fairgate": {"workers": N}}}``) built from
+``FAIRGATE_WORKERS``, so the service module reads no environment when it is imported.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -37,8 +42,25 @@ def serve_command(host: str, port: int, target: str = SERVICE_TARGET) -> list[st
     ]  # fmt: skip
 
 
+SERVICE_NAME = "fairgate"
+
+
+def worker_overrides(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """``BENTOML_CONFIG_OVERRIDES`` carrying FAIRGATE_WORKERS to BentoML, merged with any
+    overrides already given; {} when FAIRGATE_WORKERS is unset or not a number (the service's
+    own configuration check reports a bad value before any worker starts)."""
+    text = env.get("FAIRGATE_WORKERS", "")
+    if not text.isdigit():
+        return {}
+    overrides = json.loads(env.get("BENTOML_CONFIG_OVERRIDES") or "{}")
+    service = overrides.setdefault("services", {}).setdefault(SERVICE_NAME, {})
+    service["workers"] = int(text)
+    return {"BENTOML_CONFIG_OVERRIDES": json.dumps(overrides)}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the BentoML CLI with a private Prometheus directory, removed when it exits."""
+    os.environ.update(worker_overrides(os.environ))
     directory = tempfile.mkdtemp(prefix="fairgate-metrics-")
     from bentoml._internal.configuration.containers import BentoMLContainer
     from bentoml_cli.cli import cli

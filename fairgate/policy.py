@@ -1,10 +1,11 @@
-"""The compiled decision policy: fairlearn's ThresholdOptimizer as a small readable table.
+"""The compiled decision policy: a per-group threshold table, in one of three modes.
 
-Per group, a rule ``p0 * [score op0 t0] + p1 * [score op1 t1]`` (optionally blended with
-``p_ignore``/``constant`` for equalized odds) gives the approval probability, exactly as
-fairlearn's ``_pmf_predict`` does. The random draw that turns a probability into a decision
-is keyed on (policy version, application id), so one application's decision never depends
-on the rest of its batch, and a resubmitted application gets the same answer.
+``mitigated`` (the default): one deterministic threshold per group, compiled at training
+from fairlearn's ThresholdOptimizer (``training/compile_policy.py``). ``randomized``:
+fairlearn's own rule, per group ``p0 * [score op0 t0] + p1 * [score op1 t1]`` (optionally
+blended with ``p_ignore``/``constant`` for equalized odds), whose approval probability equals
+``_pmf_predict``; the draw that realises it comes from ``fairgate.draw`` (keyed, never on the
+caller's id). ``unmitigated``: one 0.5 threshold for every group.
 """
 
 from __future__ import annotations
@@ -14,22 +15,24 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 
 Operator = Literal[">", "<"]
 UnseenRule = Literal["most-lenient", "pooled"]
+PolicyMode = Literal["mitigated", "randomized", "unmitigated"]
+POLICY_MODES: Final[tuple[str, ...]] = get_args(PolicyMode)
 
 NOT_FITTED: Final[str] = (
     "policy has no rules; build it with ThresholdPolicy.from_threshold_optimizer"
 )
-_TWO_64: Final[float] = float(2**64)
+NEEDS_DRAWS: Final[str] = "a randomized policy needs one keyed draw per application"
 
 
 @dataclass(frozen=True)
 class GroupRule:
-    """One group's randomized threshold rule."""
+    """One group's threshold rule (randomized as fairlearn fits it, or one plain threshold)."""
 
     p0: float
     operator0: Operator
@@ -39,6 +42,16 @@ class GroupRule:
     threshold1: float
     p_ignore: float = 0.0
     constant: float = 0.0
+
+    @classmethod
+    def threshold(cls, value: float) -> GroupRule:
+        """The deterministic rule ``approve iff score > value``."""
+        return cls(p0=1.0, operator0=">", threshold0=value, p1=0.0, operator1=">", threshold1=value)
+
+    @property
+    def randomized(self) -> bool:
+        """Whether some score gets an approval probability strictly between 0 and 1."""
+        return self.p_ignore > 0 or any(0 < p < 1 for p in (self.p0, self.p1))
 
     def describe(self) -> str:
         parts = [
@@ -74,11 +87,14 @@ class ThresholdPolicy:
     unseen_rule: UnseenRule
     constraint: str
     objective: str
+    mode: PolicyMode = "randomized"
     version: str = field(default="")
 
     def __post_init__(self) -> None:
         if not self.rules:
             raise ValueError(NOT_FITTED)
+        if self.mode not in POLICY_MODES:
+            raise ValueError(f"policy mode must be one of {POLICY_MODES}, got {self.mode!r}")
         if not self.version:
             object.__setattr__(self, "version", self._content_hash())
         groups = list(self.rules)
@@ -144,9 +160,7 @@ class ThresholdPolicy:
         The unmitigated baseline, served to show what the model does without group rules
         (``FAIRGATE_POLICY=unmitigated``).
         """
-        rule = GroupRule(
-            p0=1.0, operator0=">", threshold0=threshold, p1=0.0, operator1=">", threshold1=threshold
-        )
+        rule = GroupRule.threshold(threshold)
         return cls(
             attributes=tuple(attributes),
             rules=dict.fromkeys(groups, rule),
@@ -154,6 +168,7 @@ class ThresholdPolicy:
             unseen_rule="most-lenient",
             constraint="none",
             objective="none",
+            mode="unmitigated",
         )
 
     def with_unseen_rule(
@@ -186,6 +201,7 @@ class ThresholdPolicy:
             unseen_rule=unseen_rule,
             constraint=self.constraint,
             objective=self.objective,
+            mode=self.mode,
         )
 
     # -- deciding -----------------------------------------------------------------------
@@ -218,25 +234,28 @@ class ThresholdPolicy:
         p_ignore = t["p_ignore"][index]
         return p_ignore * t["constant"][index] + (1 - p_ignore) * mixed
 
-    def draws(self, application_ids: Sequence[str]) -> np.ndarray:
-        """Uniform [0, 1) draws keyed on (policy version, application id)."""
-        # blake2b-64 of b"<version>\0<id>", read as a big-endian integer / 2**64.
-        # Copying a hasher primed with the prefix is ~3x faster than hashing afresh.
-        primed = hashlib.blake2b(self.version.encode() + b"\x00", digest_size=8)
-        digests = []
-        for application_id in application_ids:
-            hasher = primed.copy()
-            hasher.update(application_id.encode())
-            digests.append(hasher.digest())
-        return np.frombuffer(b"".join(digests), dtype=">u8") / _TWO_64
+    @property
+    def randomized(self) -> bool:
+        return any(rule.randomized for rule in (*self.rules.values(), self.unseen))
 
     def decide(
-        self, application_ids: Sequence[str], scores: np.ndarray, groups: Sequence[str] | np.ndarray
+        self,
+        scores: np.ndarray,
+        groups: Sequence[str] | np.ndarray,
+        draws: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return (approved, approval probability, rule index) per application."""
+        """Return (approved, approval probability, rule index) per application.
+
+        ``draws`` (uniform [0, 1), from ``fairgate.draw.DrawKey``) are needed only when the
+        policy is randomized; a deterministic policy's probabilities are exactly 0 or 1.
+        """
         index = self.group_index(groups)
         probability = self.approval_probability(scores, groups, index)
-        return self.draws(application_ids) < probability, probability, index
+        if draws is None:
+            if self.randomized:
+                raise ValueError(NEEDS_DRAWS)
+            return probability >= 1.0, probability, index
+        return draws < probability, probability, index
 
     def rule_name(self, index: int) -> str:
         groups = list(self._groups)
@@ -252,6 +271,7 @@ class ThresholdPolicy:
 
         return {
             "version": self.version,
+            "mode": self.mode,
             "attributes": list(self.attributes),
             "constraint": self.constraint,
             "objective": self.objective,
@@ -281,6 +301,7 @@ class ThresholdPolicy:
             unseen_rule=data["unseen_rule"],
             constraint=data["constraint"],
             objective=data["objective"],
+            mode=data["mode"],
             version=data["version"],
         )
         if policy._content_hash() != policy.version:
@@ -292,6 +313,7 @@ class ThresholdPolicy:
             "attributes": list(self.attributes),
             "constraint": self.constraint,
             "objective": self.objective,
+            "mode": self.mode,
             "unseen_rule": self.unseen_rule,
             "rules": {g: {k: repr(v) for k, v in asdict(r).items()} for g, r in self.rules.items()},
             "unseen": {k: repr(v) for k, v in asdict(self.unseen).items()},

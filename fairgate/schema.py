@@ -32,6 +32,8 @@ AGE_BAND_REPRESENTATIVE: Final[dict[str, int]] = {
 # Protected attributes an applicant can be grouped by. Adding one means adding a
 # column function here; policy, audit and prober pick it up by name.
 SENSITIVE_ATTRIBUTES: Final[tuple[str, ...]] = ("gender", "age_band")
+# The raw applicant fields those attributes are read from (age_band comes from age).
+PROTECTED_FIELDS: Final[tuple[str, ...]] = ("gender", "age")
 GROUP_SEPARATOR: Final[str] = "&"
 MAX_BATCH: Final[int] = 1000
 

@@ -20,7 +20,8 @@ class Decision(BaseModel):
     rule: str = Field(description="Which rule was applied: the group, or unseen:<fallback>.")
     rule_text: str
     policy_version: str
-    model_version: str
+    policy_mode: Literal["mitigated", "randomized", "unmitigated"]
+    model_version: str = Field(description="The concrete model tag, resolved once per deployment.")
     probe: bool
 
 
@@ -31,5 +32,6 @@ class BatchDecision(BaseModel):
 
 class PolicyView(BaseModel):
     model_version: str
+    policy_mode: Literal["mitigated", "randomized", "unmitigated"]
     policy: dict[str, Any]
     training: dict[str, Any]

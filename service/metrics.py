@@ -53,7 +53,7 @@ def create_metrics() -> ServiceMetrics:
         info=Gauge(
             "fairgate_model_info",
             "Model and policy being served (value 1).",
-            ["model_version", "policy_version", "scorer", "constraint"],
+            ["model_version", "policy_version", "policy_mode", "scorer", "constraint"],
             multiprocess_mode="max",
         ),
     )

@@ -10,6 +10,7 @@ told so instead of being decided on a guess.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 from service.openapi_fix import patch_openapi_bytes
@@ -20,12 +21,22 @@ Scope = dict[str, Any]
 
 class RequestGuard:
     def __init__(
-        self, app: Any, max_bytes: int = DEFAULT_MAX_BYTES, json_paths: tuple[str, ...] = ()
+        self,
+        app: Any,
+        max_bytes: int | Callable[[], int] = DEFAULT_MAX_BYTES,
+        json_paths: tuple[str, ...] = (),
     ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        # A callable is asked on each request: the service's limit is configured when its
+        # worker starts, after this middleware was declared at import.
+        self._max_bytes = max_bytes
         # Only the API's own POST routes: elsewhere routing answers first (405, 404).
         self.json_paths = frozenset(json_paths)
+
+    @property
+    def max_bytes(self) -> int:
+        limit = self._max_bytes
+        return limit() if callable(limit) else limit
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -1,10 +1,9 @@
 """BentoML service: POST /decide, POST /decide_batch, GET /policy, plus BentoML's /healthz,
 /livez, /readyz, /metrics and /docs.json.
 
-Configuration (environment): FAIRGATE_MODEL (model tag, default ``fairgate-loan:latest``),
-FAIRGATE_WORKERS (default 1), FAIRGATE_POLICY (``mitigated``, the default, or
-``unmitigated``: one 0.5 threshold for all groups, to show the bias being corrected),
-FAIRGATE_GC (``tuned``, the default, or ``default``; see gc_tuning.py).
+Configuration: ``service/config.py`` (environment read at deployment and worker start, never
+at import). The model tag is resolved once, in the ``on_deployment`` hook, and the concrete
+``name:version`` is handed to every worker, restarted ones included.
 Probe requests carry the header ``X-Fairgate-Probe: 1``.
 """
 
@@ -23,15 +22,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from fairgate.artifacts import DEFAULT_MODEL_NAME, ArtifactError, load_serving_bundle
+from fairgate.artifacts import ArtifactError, load_serving_bundle, resolve_tag
 from fairgate.decider import Decider
+from fairgate.draw import DrawKey
 from fairgate.schema import MAX_BATCH, Applicant
 from service.api_models import PROBE_HEADER, BatchDecision, Decision, PolicyView
+from service.config import DEFAULT_MAX_BODY_BYTES, ConfigError, ServiceConfig, service_config
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
 from service.request_guard import RequestGuard
 
 _state: dict[str, PolicyView] = {}
+_config: dict[str, ServiceConfig] = {}
 
 
 class _DropClientErrors(logging.Filter):
@@ -49,12 +51,10 @@ async def _policy_view(_: Request) -> JSONResponse:
 policy_app = Starlette(routes=[Route("/", _policy_view, methods=["GET"])])
 
 
-def _model_settings() -> tuple[str, str]:
-    """(model tag, policy mode) from FAIRGATE_MODEL and FAIRGATE_POLICY."""
-    return (
-        os.environ.get("FAIRGATE_MODEL", f"{DEFAULT_MODEL_NAME}:latest"),
-        os.environ.get("FAIRGATE_POLICY", "mitigated"),
-    )
+def _max_body_bytes() -> int:
+    """The request guard's limit, from the worker's configuration once it has started."""
+    config = _config.get("worker")
+    return DEFAULT_MAX_BODY_BYTES if config is None else config.max_body_bytes
 
 
 def _is_probe(context: bentoml.Context) -> bool:
@@ -64,7 +64,10 @@ def _is_probe(context: bentoml.Context) -> bool:
 @bentoml.mount_asgi_app(policy_app, path="/policy")
 @bentoml.service(
     name="fairgate",
-    workers=int(os.environ.get("FAIRGATE_WORKERS", "1")),
+    # The worker count comes from outside, never from an import-time environment read:
+    # ``fairgate.launch`` passes FAIRGATE_WORKERS to BentoML as
+    # BENTOML_CONFIG_OVERRIDES={"services": {"fairgate": {"workers": N}}}.
+    workers=1,
     traffic={"timeout": 30},
     # BentoML's default buckets start at 5 ms; decisions take well under that, so
     # p50/p99 from Prometheus need finer ones to say anything.
@@ -74,23 +77,39 @@ def _is_probe(context: bentoml.Context) -> bool:
 )
 class DecisionService:
     @bentoml.on_deployment
-    def verify_artifacts() -> None:
-        """Once, before any worker starts: a missing, corrupted or tampered model stops
-        ``bentoml serve`` itself with the message (a worker failing in ``__init__`` would
-        only be restarted, forever)."""
+    def prepare_deployment() -> None:
+        """Once, in the server process, before any worker starts.
+
+        Checks the configuration and the model, and pins the model: ``FAIRGATE_MODEL`` is
+        replaced by the concrete tag, which every worker inherits (BentoML creates the worker
+        watchers after this hook, copying this process's environment; a restarted worker gets
+        the same copy). A bad entry stops ``bentoml serve`` itself with the message (a worker
+        failing in ``__init__`` would only be restarted, forever).
+        """
         try:
-            load_serving_bundle(*_model_settings())
-        except ArtifactError as error:
+            config = service_config(os.environ)
+            concrete = resolve_tag(config.model)
+            load_serving_bundle(concrete, config.policy, artifact_key=config.artifact_key)
+        except (ConfigError, ArtifactError) as error:
             raise SystemExit(f"fairgate: refusing to start: {error}") from error
+        os.environ["FAIRGATE_MODEL"] = concrete
 
     def __init__(self) -> None:
-        bundle = load_serving_bundle(*_model_settings())
-        self.decider = Decider(bundle)
+        config = service_config(os.environ)
+        _config["worker"] = config
+        bundle = load_serving_bundle(config.model, config.policy, artifact_key=config.artifact_key)
+        draw_key = DrawKey(config.draw_key) if config.policy == "randomized" else None
+        self.decider = Decider(bundle, draw_key)
         self.model_version = bundle.tag
         self.policy_version = bundle.policy.version
+        self.policy_mode = bundle.policy.mode
         self.metrics: ServiceMetrics = create_metrics()
         self.metrics.info.labels(
-            bundle.tag, bundle.policy.version, bundle.scorer.kind, bundle.policy.constraint
+            bundle.tag,
+            bundle.policy.version,
+            bundle.policy.mode,
+            bundle.scorer.kind,
+            bundle.policy.constraint,
         ).set(1)
         # Every known group's series exists from the start: a group never approved must
         # show as 0 in approval-rate rules, not be missing from them.
@@ -98,10 +117,13 @@ class DecisionService:
             for outcome in ("approve", "deny"):
                 self.metrics.decisions.labels(group, outcome)
         _state["policy"] = PolicyView(
-            model_version=bundle.tag, policy=bundle.policy.to_dict(), training=bundle.metadata
+            model_version=bundle.tag,
+            policy_mode=bundle.policy.mode,
+            policy=bundle.policy.to_dict(),
+            training=bundle.metadata,
         )
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_DropClientErrors())
-        tune_gc(os.environ.get("FAIRGATE_GC", "tuned"))
+        tune_gc(config.gc)
 
     def _decide(self, applicants: Sequence[Applicant], probe: bool) -> list[Decision]:
         result = self.decider.decide(applicants)
@@ -118,6 +140,7 @@ class DecisionService:
                 rule=names[i],
                 rule_text=texts[i],
                 policy_version=self.policy_version,
+                policy_mode=self.policy_mode,
                 model_version=self.model_version,
                 probe=probe,
             )
@@ -183,6 +206,6 @@ class DecisionService:
 
 DecisionService.add_asgi_middleware(
     RequestGuard,
-    max_bytes=int(os.environ.get("FAIRGATE_MAX_BODY_BYTES", 2 * 1024 * 1024)),
+    max_bytes=_max_body_bytes,
     json_paths=("/decide", "/decide_batch"),
 )

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from fairgate.features import FeatureSpec
-from fairgate.scorer import compile_model, load_scorer, save_scorer
+from fairgate.scorer import load_scorer, save_scorer
+from training.compile_model import compile_model
 from training.loan_book import synthetic_loan_book
 from training.model import build_model
 

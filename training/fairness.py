@@ -84,6 +84,8 @@ def group_fairness(
         "by_group": by_group,
         "demographic_parity_difference": float(difference["selection_rate"]),
         "demographic_parity_ratio": float(ratio["selection_rate"]),
+        "true_positive_rate_difference": float(difference["true_positive_rate"]),
+        "false_positive_rate_difference": float(difference["false_positive_rate"]),
         "equalized_odds_difference": float(
             max(difference["true_positive_rate"], difference["false_positive_rate"])
         ),

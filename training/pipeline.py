@@ -12,16 +12,19 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from fairgate.artifacts import DEFAULT_MODEL_NAME, save_artifacts
+from fairgate.artifacts import DEFAULT_MODEL_NAME
 from fairgate.features import FeatureSpec
 from fairgate.policy import ThresholdPolicy, UnseenRule
 from fairgate.schema import GROUP_SEPARATOR, group_keys
-from fairgate.scorer import Scorer, compile_model
+from fairgate.scorer import Scorer
+from training.compile_model import compile_model
+from training.compile_policy import deterministic_policy
 from training.fairness import fairness_report
 from training.loan_book import BiasConfig, LoanBook, load_loan_book, synthetic_loan_book
 from training.mitigate import Constraint, Objective, compile_policy, fit_threshold_optimizer
 from training.model import ModelKind, build_model
 from training.report import write_reports
+from training.save_model import save_artifacts
 
 Step = Callable[[str], None]
 _PACKAGES = ("fairgate", "scikit-learn", "fairlearn", "numpy", "mimesis", "bentoml")
@@ -64,7 +67,8 @@ class TrainResult:
     model: Any
     optimizer: Any
     scorer: Scorer
-    policy: ThresholdPolicy
+    policy: ThresholdPolicy  # the served default: deterministic thresholds ("mitigated")
+    randomized: ThresholdPolicy  # fairlearn's randomized rule, compiled as is
     metrics: dict[str, Any]
     tag: str | None
 
@@ -97,7 +101,11 @@ def _take(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndar
     return {name: values[rows] for name, values in columns.items()}
 
 
-def run_training(config: TrainConfig, step: Step = lambda _: None) -> TrainResult:
+def run_training(
+    config: TrainConfig, step: Step = lambda _: None, *, artifact_key: bytes | None = None
+) -> TrainResult:
+    """Train, audit, mitigate and (``config.save``) store; ``artifact_key`` signs the store
+    entry (kept out of ``TrainConfig``, which is written to the reports)."""
     step("loan book")
     if config.data is not None:
         book = load_loan_book(
@@ -139,19 +147,37 @@ def run_training(config: TrainConfig, step: Step = lambda _: None) -> TrainResul
         constraint=config.constraint,
         objective=config.objective,
     )
-    policy = compile_policy(
+    validation_scores = scorer.score(features[validation])
+    randomized = compile_policy(
         optimizer,
         attributes=config.attributes,
-        scores=scorer.score(features[validation]),
+        scores=validation_scores,
         groups=policy_groups[validation],
         unseen_rule=config.unseen_rule,
     )
-    approved, _, _ = policy.decide(
-        test_columns["application_id"], test_scores, policy_groups[split.test]
+    policy, fits = deterministic_policy(
+        randomized,
+        scores=validation_scores,
+        labels=book.label[validation],
+        groups=policy_groups[validation],
     )
+    approved, _, _ = policy.decide(test_scores, policy_groups[split.test])
     mitigated = fairness_report(
         y_test,
         approved.astype(np.int8),
+        None,
+        test_groupings,
+        n_boot=config.bootstrap,
+        seed=config.seed,
+    )
+    # The randomized column is fairlearn's own seeded predict: the figures the deterministic
+    # thresholds are compiled to reproduce, from the library rather than from our compilation.
+    lottery = optimizer.predict(
+        features[split.test], sensitive_features=policy_groups[split.test], random_state=config.seed
+    )
+    randomized_report = fairness_report(
+        y_test,
+        np.asarray(lottery).astype(np.int8),
         None,
         test_groupings,
         n_boot=config.bootstrap,
@@ -171,13 +197,16 @@ def run_training(config: TrainConfig, step: Step = lambda _: None) -> TrainResul
             "test_rows": len(split.test),
         },
         "baseline": baseline,
+        "randomized": randomized_report,
         "mitigated": mitigated,
+        "deterministic_fit": {g: f.to_dict() for g, f in fits.items()},
         "tradeoff": {
             "accuracy_cost": mitigated["overall"]["accuracy"] - baseline["overall"]["accuracy"],
             "dp_ratio_before": baseline["groups"][attribute]["demographic_parity_ratio"],
             "dp_ratio_after": mitigated["groups"][attribute]["demographic_parity_ratio"],
         },
         "policy": policy.to_dict(),
+        "randomized_policy": randomized.to_dict(),
         "versions": {name: version(name) for name in _PACKAGES}
         | {"python": platform.python_version()},
     }
@@ -188,9 +217,11 @@ def run_training(config: TrainConfig, step: Step = lambda _: None) -> TrainResul
             name=config.model_name,
             scorer=scorer,
             policy=policy,
+            randomized=randomized,
             spec=spec,
             metadata=_artifact_metadata(metrics),
             sklearn_model=model,
+            artifact_key=artifact_key,
         )
         metrics["tag"] = tag
     if config.reports_dir is not None:
@@ -199,7 +230,7 @@ def run_training(config: TrainConfig, step: Step = lambda _: None) -> TrainResul
             config.reports_dir,
             metrics,
             labels=book.label[validation],
-            scores=scorer.score(features[validation]),
+            scores=validation_scores,
             groups=policy_groups[validation],
         )
     return TrainResult(
@@ -211,6 +242,7 @@ def run_training(config: TrainConfig, step: Step = lambda _: None) -> TrainResul
         optimizer=optimizer,
         scorer=scorer,
         policy=policy,
+        randomized=randomized,
         metrics=metrics,
         tag=tag,
     )
@@ -240,9 +272,10 @@ def _artifact_metadata(metrics: dict[str, Any]) -> dict[str, Any]:
                 "equalized_odds_difference"
             ],
         }
-        for label in ("baseline", "mitigated")
+        for label in ("baseline", "randomized", "mitigated")
     }
     return {
+        "deterministic_fit": metrics["deterministic_fit"],
         "config": metrics["config"],
         "data": metrics["data"],
         "fairness": summary,

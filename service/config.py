@@ -1,0 +1,136 @@
+"""The service's configuration: one frozen object built by a pure function from a mapping.
+
+``service_config(os.environ)`` is called in two places only: BentoML's ``on_deployment``
+hook (once, in the server process, before any worker starts: a bad entry stops
+``bentoml serve`` with every problem listed) and each worker's start-up. Nothing reads the
+environment at import time.
+
+| variable | default | meaning |
+|---|---|---|
+| FAIRGATE_MODEL | fairgate-loan:latest | model tag; resolved once per deployment |
+| FAIRGATE_POLICY | mitigated | mitigated / randomized / unmitigated |
+| FAIRGATE_WORKERS | 1 | BentoML API workers (passed to BentoML by ``fairgate.launch``) |
+| FAIRGATE_MAX_BODY_BYTES | 2097152 | request body limit (413 above it) |
+| FAIRGATE_GC | tuned | tuned / default, see ``gc_tuning.py`` |
+| FAIRGATE_DRAW_KEY | (none) | secret for the randomized draw; required for ``randomized`` |
+| FAIRGATE_ARTIFACT_KEY | (none) | verify the model's signature (HMAC) when set |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, cast
+
+from fairgate.draw import MIN_KEY_BYTES
+from fairgate.policy import POLICY_MODES, PolicyMode
+from service.gc_tuning import GC_MODES
+
+DEFAULT_MODEL: Final[str] = "fairgate-loan:latest"
+DEFAULT_MAX_BODY_BYTES: Final[int] = 2 * 1024 * 1024
+# The largest valid request (1,000 applications) is about 0.5 MB.
+MIN_BODY_BYTES: Final[int] = 1024
+MAX_WORKERS: Final[int] = 64
+# BentoML's tag grammar: a name, optionally ":version" (``latest`` included).
+_TAG: Final[re.Pattern[str]] = re.compile(
+    r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+)
+
+
+class ConfigError(ValueError):
+    """Every bad entry of one configuration, each on its own line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    model: str = DEFAULT_MODEL
+    policy: PolicyMode = "mitigated"
+    workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    gc: str = "tuned"
+    draw_key: bytes | None = None
+    artifact_key: bytes | None = None
+
+    def __repr__(self) -> str:  # the keys never reach a log line
+        secret = {"draw_key": self.draw_key, "artifact_key": self.artifact_key}
+        shown = ", ".join(f"{k}={'<set>' if v else None}" for k, v in secret.items())
+        return (
+            f"ServiceConfig(model={self.model!r}, policy={self.policy!r}, "
+            f"workers={self.workers}, max_body_bytes={self.max_body_bytes}, gc={self.gc!r}, "
+            f"{shown})"
+        )
+
+
+def _integer(
+    env: Mapping[str, str], name: str, default: int, low: int, high: int, problems: list[str]
+) -> int:
+    text = env.get(name)
+    if text is None or text == "":
+        return default
+    if not re.fullmatch(r"[0-9]+", text.strip()):
+        problems.append(f"{name}={text!r}: expected a whole number from {low} to {high}")
+        return default
+    value = int(text)
+    if not low <= value <= high:
+        problems.append(f"{name}={value}: must be from {low} to {high}")
+    return value
+
+
+def _choice(
+    env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], problems: list[str]
+) -> str:
+    value = env.get(name) or default
+    if value not in allowed:
+        problems.append(f"{name}={value!r}: must be one of {', '.join(allowed)}")
+    return value
+
+
+def _key(env: Mapping[str, str], name: str, problems: list[str]) -> bytes | None:
+    text = env.get(name)
+    if not text:
+        return None
+    key = text.encode()
+    if len(key) < MIN_KEY_BYTES:
+        problems.append(f"{name}: too short ({len(key)} bytes); use at least {MIN_KEY_BYTES}")
+    return key
+
+
+def service_config(env: Mapping[str, str]) -> ServiceConfig:
+    """Build the configuration from ``env`` (the environment, plus any flags merged in).
+
+    Raises ``ConfigError`` listing every bad entry, e.g. both a bad policy and a bad
+    worker count, not just the first.
+    """
+    problems: list[str] = []
+    model = env.get("FAIRGATE_MODEL") or DEFAULT_MODEL
+    if not _TAG.fullmatch(model):
+        problems.append(f"FAIRGATE_MODEL={model!r}: not a model tag (name or name:version)")
+    policy = _choice(env, "FAIRGATE_POLICY", "mitigated", POLICY_MODES, problems)
+    workers = _integer(env, "FAIRGATE_WORKERS", 1, 1, MAX_WORKERS, problems)
+    max_body = _integer(
+        env, "FAIRGATE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, MIN_BODY_BYTES, 2**31, problems
+    )
+    gc_mode = _choice(env, "FAIRGATE_GC", "tuned", GC_MODES, problems)
+    draw_key = _key(env, "FAIRGATE_DRAW_KEY", problems)
+    if policy == "randomized" and not env.get("FAIRGATE_DRAW_KEY"):
+        problems.append(
+            "FAIRGATE_DRAW_KEY: required with FAIRGATE_POLICY=randomized (a secret shared by "
+            "every worker and replica, so a draw cannot be re-rolled or predicted)"
+        )
+    artifact_key = _key(env, "FAIRGATE_ARTIFACT_KEY", problems)
+    if problems:
+        raise ConfigError(problems)
+    return ServiceConfig(
+        model=model,
+        policy=cast(PolicyMode, policy),
+        workers=workers,
+        max_body_bytes=max_body,
+        gc=gc_mode,
+        draw_key=draw_key,
+        artifact_key=artifact_key,
+    )

@@ -1,0 +1,68 @@
+"""Write one trained model to the BentoML model store (training time; loading is
+``fairgate/artifacts.py``, which never imports joblib or scikit-learn)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import joblib
+
+from fairgate.artifacts import (
+    METADATA_FILE,
+    POLICY_FILE,
+    RANDOMIZED_POLICY_FILE,
+    SCORER_FILE,
+    SKLEARN_FILE,
+    sha256_file,
+    sign_checksums,
+)
+from fairgate.features import FeatureSpec
+from fairgate.policy import ThresholdPolicy
+from fairgate.scorer import Scorer, save_scorer
+
+
+def save_artifacts(
+    *,
+    name: str,
+    scorer: Scorer,
+    policy: ThresholdPolicy,
+    randomized: ThresholdPolicy,
+    spec: FeatureSpec,
+    metadata: dict[str, Any],
+    sklearn_model: Any,
+    artifact_key: bytes | None = None,
+) -> str:
+    """Save both policies, the scorer and the model; return the tag (``name:version``).
+
+    Every file is checksummed; with ``artifact_key`` the checksum table is signed too.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp)
+        save_scorer(scorer, staging / SCORER_FILE)
+        (staging / POLICY_FILE).write_text(json.dumps(policy.to_dict(), indent=2))
+        (staging / RANDOMIZED_POLICY_FILE).write_text(json.dumps(randomized.to_dict(), indent=2))
+        body = metadata | {
+            "include_sensitive": spec.include_sensitive,
+            "feature_names": list(spec.names),
+        }
+        (staging / METADATA_FILE).write_text(json.dumps(body, indent=2, sort_keys=True))
+        joblib.dump(sklearn_model, staging / SKLEARN_FILE)
+        checksums = {f.name: sha256_file(f) for f in sorted(staging.iterdir())}
+        recorded: dict[str, Any] = {"checksums": checksums}
+        if artifact_key is not None:
+            recorded["signature"] = sign_checksums(checksums, artifact_key)
+        labels = {
+            "policy_version": policy.version,
+            "randomized_policy_version": randomized.version,
+            "scorer": scorer.kind,
+            "constraint": policy.constraint,
+        }
+        with bentoml.models.create(name, labels=labels, metadata=recorded) as model:
+            for file in staging.iterdir():
+                shutil.copy2(file, model.path_of(file.name))
+    return str(model.tag)
