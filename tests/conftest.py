@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# First, before anything imports bentoml: a private model store for the whole run.
+from tests import suite_home  # noqa: F401  (imported for its effect, once per process)
+
+# isort: split
 import os
 import subprocess
 import sys
@@ -9,10 +13,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-
-# Before anything imports bentoml: the model store location is read at import time.
-os.environ.setdefault("BENTOML_HOME", tempfile.mkdtemp(prefix="fairgate-bentoml-"))
-os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 import httpx
 import pytest

@@ -1,4 +1,5 @@
-"""Faults: corrupted or tampered artifacts refuse to serve; no unverified pickle is loaded."""
+"""Faults: corrupted or mis-signed artifacts and bad configuration refuse to serve; no pickle
+is loaded at serving."""
 
 import io
 import os
@@ -15,29 +16,43 @@ import yaml
 
 from fairgate.artifacts import (
     POLICY_FILE,
+    RANDOMIZED_POLICY_FILE,
     SCORER_FILE,
     SKLEARN_FILE,
     ArtifactError,
     load_serving_bundle,
-    save_artifacts,
     sha256_file,
 )
 from fairgate.features import FeatureSpec
 from tests.conftest import REPO, free_port
+from training.save_model import save_artifacts
+
+KEY = b"artifact-key-0123456789abcdef"
+
+
+def _save(trained, key: bytes | None = None) -> tuple[str, Path]:
+    tag = save_artifacts(
+        name="fairgate-fault",
+        scorer=trained.scorer,
+        policy=trained.policy,
+        randomized=trained.randomized,
+        spec=FeatureSpec(include_sensitive=True),
+        metadata={"purpose": "fault test"},
+        sklearn_model=trained.model,
+        artifact_key=key,
+    )
+    return tag, Path(bentoml.models.get(tag).path)
 
 
 @pytest.fixture
 def fresh_model(trained):
     """A private copy of the session's model, free to damage."""
-    tag = save_artifacts(
-        name="fairgate-fault",
-        scorer=trained.scorer,
-        policy=trained.policy,
-        spec=FeatureSpec(include_sensitive=True),
-        metadata={"purpose": "fault test"},
-        sklearn_model=trained.model,
-    )
-    return tag, Path(bentoml.models.get(tag).path)
+    return _save(trained)
+
+
+@pytest.fixture
+def signed_model(trained):
+    return _save(trained, KEY)
 
 
 def _record_checksum(root: Path, file: str) -> None:
@@ -52,13 +67,40 @@ def test_intact_copy_loads(fresh_model):
     assert load_serving_bundle(tag).tag == tag
 
 
-@pytest.mark.parametrize("file", [SCORER_FILE, POLICY_FILE, SKLEARN_FILE])
+@pytest.mark.parametrize("file", [SCORER_FILE, POLICY_FILE, RANDOMIZED_POLICY_FILE, SKLEARN_FILE])
 def test_corrupted_file_refuses_to_load(fresh_model, file):
     tag, root = fresh_model
     data = (root / file).read_bytes()
     (root / file).write_bytes(data[: len(data) // 2])
-    with pytest.raises(ArtifactError, match=f"{file} does not match the checksum"):
+    with pytest.raises(ArtifactError, match=rf"{file} does not match the checksum.*\(corrupted\)"):
         load_serving_bundle(tag)
+
+
+def test_signed_model_loads_with_its_key_and_without_one(signed_model):
+    tag, _ = signed_model
+    assert load_serving_bundle(tag, artifact_key=KEY).tag == tag
+    assert load_serving_bundle(tag).tag == tag  # no key: checksums only, as unsigned
+
+
+def test_unsigned_model_is_refused_when_a_key_is_set(fresh_model):
+    tag, _ = fresh_model
+    with pytest.raises(ArtifactError, match="not signed, but FAIRGATE_ARTIFACT_KEY is set"):
+        load_serving_bundle(tag, artifact_key=KEY)
+
+
+def test_rewritten_checksum_of_a_signed_model_is_refused(signed_model):
+    tag, root = signed_model
+    text = (root / POLICY_FILE).read_text()
+    (root / POLICY_FILE).write_text(text.replace('"objective"', '"objective" ', 1))
+    _record_checksum(root, POLICY_FILE)
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        load_serving_bundle(tag, artifact_key=KEY)
+
+
+def test_a_model_signed_with_another_key_is_refused(signed_model):
+    tag, _ = signed_model
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        load_serving_bundle(tag, artifact_key=KEY[::-1])
 
 
 def test_tampered_threshold_refuses_to_load(fresh_model):
@@ -126,3 +168,27 @@ def test_bentoml_serve_refuses_a_tampered_model_with_a_clear_message(fresh_model
     log = result.stdout + result.stderr
     assert "scorer.npz does not match the checksum recorded at training" in log
     assert "refusing to serve it" in log
+
+
+@pytest.mark.integration
+def test_bentoml_serve_lists_every_configuration_error_and_exits(fresh_model):
+    tag, _ = fresh_model
+    port = free_port()
+    bad = {
+        "FAIRGATE_MODEL": tag,
+        "FAIRGATE_POLICY": "randomized",  # without FAIRGATE_DRAW_KEY
+        "FAIRGATE_GC": "aggressive",
+        "FAIRGATE_MAX_BODY_BYTES": "2MB",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", "service.service:DecisionService",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=os.environ | bad, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    log = result.stdout + result.stderr
+    assert "fairgate: refusing to start: invalid configuration" in log
+    for name in ("FAIRGATE_DRAW_KEY", "FAIRGATE_GC='aggressive'", "FAIRGATE_MAX_BODY_BYTES='2MB'"):
+        assert name in log
+    # Stopped before any worker: no worker ever logged a start-up.
+    assert "Started server process" not in log

@@ -1,4 +1,5 @@
-"""The compiled policy against fairlearn's ThresholdOptimizer on the same arrays."""
+"""The compiled policies: randomized against fairlearn, deterministic against hand-computed
+cases and fairlearn's expected rates, unseen-group rules on hand-built tables."""
 
 import json
 
@@ -6,11 +7,17 @@ import numpy as np
 import pytest
 from fairlearn.postprocessing import ThresholdOptimizer
 
+from fairgate.draw import DrawKey
 from fairgate.features import FeatureSpec
-from fairgate.policy import ThresholdPolicy
+from fairgate.policy import NEEDS_DRAWS, GroupRule, ThresholdPolicy
 from fairgate.schema import group_keys
+from training.compile_policy import deterministic_policy, fit_group_threshold
 from training.loan_book import synthetic_loan_book
 from training.model import build_model
+
+KEY = DrawKey(b"test-draw-key-0123456789")
+VALIDATION = slice(20_000, 30_000)
+HELD_OUT = slice(30_000, 40_000)
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +36,20 @@ def fit(fitted, constraint):
         estimator=model, constraints=constraint, prefit=True, predict_method="predict_proba"
     )
     optimizer.fit(
-        features[20_000:30_000], book.label[20_000:30_000], sensitive_features=groups[20_000:30_000]
+        features[VALIDATION], book.label[VALIDATION], sensitive_features=groups[VALIDATION]
     )
     scores = model.predict_proba(features)[:, 1]
     policy = ThresholdPolicy.from_threshold_optimizer(
         optimizer,
         attributes=("gender", "age_band"),
-        scores=scores[20_000:30_000],
-        groups=groups[20_000:30_000],
+        scores=scores[VALIDATION],
+        groups=groups[VALIDATION],
     )
     return optimizer, policy, scores
+
+
+def _rows(columns, rows):
+    return {name: values[rows] for name, values in columns.items()}
 
 
 @pytest.mark.parametrize(
@@ -47,33 +58,41 @@ def fit(fitted, constraint):
 def test_approval_probability_equals_fairlearn_pmf(fitted, constraint):
     _book, features, groups, _ = fitted
     optimizer, policy, scores = fit(fitted, constraint)
-    rows = slice(30_000, 40_000)  # 10,000 rows the optimizer never saw
-    expected = optimizer._pmf_predict(features[rows], sensitive_features=groups[rows])[:, 1]
-    actual = policy.approval_probability(scores[rows], groups[rows])
+    assert policy.mode == "randomized" and policy.randomized
+    expected = optimizer._pmf_predict(features[HELD_OUT], sensitive_features=groups[HELD_OUT])[:, 1]
+    actual = policy.approval_probability(scores[HELD_OUT], groups[HELD_OUT])
     assert len(actual) == 10_000
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-12)
 
 
-def test_decisions_do_not_depend_on_batch_order_or_company(fitted):
+def test_randomized_decisions_do_not_depend_on_batch_order_or_company(fitted):
     book, _, groups, _ = fitted
     _, policy, scores = fit(fitted, "demographic_parity")
-    ids = book.columns["application_id"]
-    whole, _, _ = policy.decide(ids, scores, groups)
-    order = np.random.default_rng(0).permutation(len(ids))
-    shuffled, _, _ = policy.decide(ids[order], scores[order], groups[order])
+    draws = KEY.draws(book.columns)
+    whole, _, _ = policy.decide(scores, groups, draws)
+    order = np.random.default_rng(0).permutation(len(scores))
+    reordered = KEY.draws(_rows(book.columns, order))
+    shuffled, _, _ = policy.decide(scores[order], groups[order], reordered)
     np.testing.assert_array_equal(shuffled, whole[order])
-    singles = [
-        policy.decide(ids[i : i + 1], scores[i : i + 1], groups[i : i + 1])[0][0]
-        for i in range(0, 400)
-    ]
+    singles = []
+    for i in range(400):
+        draw = KEY.draws(_rows(book.columns, [i]))
+        singles.append(policy.decide(scores[i : i + 1], groups[i : i + 1], draw)[0][0])
     np.testing.assert_array_equal(singles, whole[:400])
+
+
+def test_randomized_policy_refuses_to_decide_without_draws(fitted):
+    _, policy, scores = fit(fitted, "demographic_parity")
+    with pytest.raises(ValueError, match=NEEDS_DRAWS):
+        policy.decide(scores[:10], np.array(["female&30-49"] * 10, dtype=object))
 
 
 def test_group_approval_rates_match_fairlearn_randomized_predict(fitted):
     book, features, groups, _ = fitted
     optimizer, policy, scores = fit(fitted, "demographic_parity")
     rows = slice(20_000, 40_000)
-    ours, _, _ = policy.decide(book.columns["application_id"][rows], scores[rows], groups[rows])
+    draws = KEY.draws(_rows(book.columns, np.arange(20_000, 40_000)))
+    ours, _, _ = policy.decide(scores[rows], groups[rows], draws)
     theirs = optimizer.predict(features[rows], sensitive_features=groups[rows], random_state=1)
     for group in np.unique(groups[rows]):
         mask = groups[rows] == group
@@ -84,30 +103,117 @@ def test_group_approval_rates_match_fairlearn_randomized_predict(fitted):
         assert abs(ours[mask].mean() - p) <= tolerance, group
 
 
-def test_unseen_group_gets_the_explicit_rule_never_silent_denial(fitted):
-    _, policy, scores = fit(fitted, "demographic_parity")
-    unseen = np.array(["nonbinary&30-49"] * 100, dtype=object)
-    index = policy.group_index(unseen)
+@pytest.mark.parametrize(
+    "constraint, rate, rows",
+    [
+        ("demographic_parity", "selection_rate", None),
+        ("true_positive_rate_parity", "true_positive_rate", 1),
+        ("false_positive_rate_parity", "false_positive_rate", 0),
+    ],
+)
+def test_deterministic_rates_equal_fairlearns_expected_rates(fitted, constraint, rate, rows):
+    """Per group on the validation rows: the single threshold's rate equals the mean of
+    fairlearn's own ``_pmf_predict`` within one applicant (1/n), the best a cut can do."""
+    book, features, groups, _ = fitted
+    optimizer, randomized, scores = fit(fitted, constraint)
+    policy, fits = deterministic_policy(
+        randomized,
+        scores=scores[VALIDATION],
+        labels=book.label[VALIDATION],
+        groups=groups[VALIDATION],
+    )
+    assert policy.mode == "mitigated" and not policy.randomized
+    pmf = optimizer._pmf_predict(features[VALIDATION], sensitive_features=groups[VALIDATION])[:, 1]
+    labels, validation_groups = book.label[VALIDATION], groups[VALIDATION]
+    approved, probability, _ = policy.decide(scores[VALIDATION], validation_groups)
+    assert set(np.unique(probability)) <= {0.0, 1.0}
+    for group in policy.rules:
+        mask = validation_groups == group
+        if rows is not None:
+            mask &= labels == rows
+        n = int(mask.sum())
+        assert abs(approved[mask].mean() - pmf[mask].mean()) <= 1 / n + 1e-12, group
+        assert fits[group].gap <= 1 / n + 1e-12
+
+
+def test_deterministic_threshold_hand_computed_selection_rate():
+    # Target 0.4 of 5 applicants: approve the top 2, i.e. strictly above 0.3.
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    fit = fit_group_threshold(scores, np.zeros(5, dtype=int), np.full(5, 0.4), "demographic_parity")
+    assert fit.threshold == 0.3
+    assert fit.achieved == {"selection_rate": 0.4}
+    assert fit.gap == pytest.approx(0.0, abs=1e-12)
+
+
+def test_deterministic_threshold_hand_computed_tpr_tie_goes_lenient():
+    # Positives score 0.2, 0.4, 0.5 with expected TPR (0 + 0.5 + 1) / 3 = 0.5. A cut can give
+    # 2/3 (above 0.2) or 1/3 (above 0.4), both 1/6 off: the lower threshold is kept.
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    labels = np.array([0, 1, 0, 1, 1])
+    probability = np.array([0.0, 0.0, 1.0, 0.5, 1.0])
+    fit = fit_group_threshold(scores, labels, probability, "true_positive_rate_parity")
+    assert fit.target == {"true_positive_rate": 0.5}
+    assert fit.threshold == 0.2
+    assert fit.achieved["true_positive_rate"] == pytest.approx(2 / 3)
+    assert fit.gap == pytest.approx(1 / 6)
+
+
+def test_equalized_odds_reports_how_far_one_threshold_is():
+    # Positives at 0.1 and 0.3, negatives at 0.2 and 0.4; the randomized rule approves every
+    # positive and no negative (TPR 1, FPR 0). Cuts: above -inf (1, 1), 0.1 (.5, 1),
+    # 0.2 (.5, .5), 0.3 (0, .5), 0.4 (0, 0): the smallest larger miss is 0.5, at 0.2.
+    scores = np.array([0.1, 0.2, 0.3, 0.4])
+    labels = np.array([1, 0, 1, 0])
+    fit = fit_group_threshold(scores, labels, labels.astype(float), "equalized_odds")
+    assert fit.threshold == 0.2
+    assert fit.target == {"true_positive_rate": 1.0, "false_positive_rate": 0.0}
+    assert fit.achieved == {"true_positive_rate": 0.5, "false_positive_rate": 0.5}
+    assert fit.gap == 0.5
+
+
+def _table_policy(unseen_rule):
+    # Three groups with plain cuts; on scores 0.1, 0.2, 0.4, 0.5, 0.7, 0.9 they approve
+    # a: 2/6 (above 0.6), b: 4/6 (above 0.3), c: 3/6 (above 0.45).
+    rules = {
+        "a": GroupRule.threshold(0.6),
+        "b": GroupRule.threshold(0.3),
+        "c": GroupRule.threshold(0.45),
+    }
+    draft = ThresholdPolicy(
+        attributes=("gender",),
+        rules=rules,
+        unseen=rules["a"],
+        unseen_rule="most-lenient",
+        constraint="demographic_parity",
+        objective="accuracy_score",
+        mode="mitigated",
+    )
+    scores = np.array([0.1, 0.2, 0.4, 0.5, 0.7, 0.9])
+    # Fit-time population: a a a b b b; pooled rate (0 + 3) / 6 = 0.5.
+    groups = np.array(["a", "a", "a", "b", "b", "b"], dtype=object)
+    return draft.with_unseen_rule(unseen_rule, scores=scores, groups=groups)
+
+
+def test_most_lenient_unseen_rule_on_a_hand_built_table():
+    policy = _table_policy("most-lenient")
+    assert policy.unseen == GroupRule.threshold(0.3)  # b approves the most (4/6)
+    index = policy.group_index(np.array(["z"], dtype=object))
     assert policy.is_unseen(index).all()
     assert policy.rule_name(int(index[0])) == "unseen:most-lenient"
-    probability = policy.approval_probability(scores[:100], unseen)
-    lenient = max(
-        policy.rules,
-        key=lambda g: policy.approval_probability(
-            scores[20_000:30_000], np.full(10_000, g, dtype=object)
-        ).mean(),
-    )
-    np.testing.assert_array_equal(
-        probability, policy.approval_probability(scores[:100], np.full(100, lenient, dtype=object))
-    )
-    assert probability.max() > 0
 
 
-def test_json_round_trip_and_tamper_detection(fitted):
+def test_pooled_unseen_rule_on_a_hand_built_table():
+    policy = _table_policy("pooled")
+    assert policy.unseen == GroupRule.threshold(0.45)  # c's 3/6 is the pooled 0.5
+    probability = policy.approval_probability(np.array([0.44, 0.46]), np.array(["z", "z"]))
+    np.testing.assert_array_equal(probability, [0.0, 1.0])
+
+
+def test_json_round_trip_and_edit_detection(fitted):
     _, policy, scores = fit(fitted, "equalized_odds")
     data = json.loads(json.dumps(policy.to_dict()))
     again = ThresholdPolicy.from_dict(data)
-    assert again.version == policy.version
+    assert again.version == policy.version and again.mode == "randomized"
     groups = np.array(list(policy.rules), dtype=object).repeat(10)
     np.testing.assert_array_equal(
         again.approval_probability(scores[: len(groups)], groups),
@@ -117,20 +223,6 @@ def test_json_round_trip_and_tamper_detection(fitted):
     data["rules"][first]["p0"] = 1.0
     with pytest.raises(ValueError, match="does not match its version"):
         ThresholdPolicy.from_dict(data)
-
-
-def test_draws_are_keyed_on_policy_version():
-    base = {"attributes": ("gender",), "unseen_rule": "most-lenient", "objective": "accuracy_score"}
-    from fairgate.policy import GroupRule
-
-    rule = GroupRule(p0=0.5, operator0=">", threshold0=0.5, p1=0.5, operator1=">", threshold1=0.4)
-    a = ThresholdPolicy(
-        rules={"female": rule}, unseen=rule, constraint="demographic_parity", **base
-    )
-    b = ThresholdPolicy(rules={"female": rule}, unseen=rule, constraint="equalized_odds", **base)
-    ids = [f"id-{i}" for i in range(2000)]
-    assert a.version != b.version
-    draws_a = a.draws(ids)
-    np.testing.assert_array_equal(draws_a, a.draws(ids))
-    assert not np.array_equal(draws_a, b.draws(ids))
-    assert draws_a.min() >= 0 and draws_a.max() < 1 and abs(draws_a.mean() - 0.5) < 0.03
+    relabelled = json.loads(json.dumps(policy.to_dict())) | {"mode": "mitigated"}
+    with pytest.raises(ValueError, match="does not match its version"):
+        ThresholdPolicy.from_dict(relabelled)

@@ -41,3 +41,38 @@ def test_gbm_is_monotone_in_income(data):
     low = spec.build(book.columns)
     richer = dict(book.columns, annual_income=book.columns["annual_income"] * 1.5 + 1000)
     assert np.all(scorer.score(spec.build(richer)) >= scorer.score(low))
+
+
+# What a BentoML worker does (``_bentoml_impl.worker.service.main``): load the service with
+# ``_bentoml_impl.loader.load(..., standalone_load=True)``, build ``to_asgi(is_main=True)``;
+# the lifespan start-up then creates the service instance. One decision is made, then the
+# training libraries still loaded are printed.
+_WORKER_IMPORTS = """
+import json, sys
+from _bentoml_impl.loader import load
+from starlette.testclient import TestClient
+app = load("service.service:DecisionService", standalone_load=True).to_asgi(is_main=True)
+with TestClient(app) as client:
+    body = client.post("/decide", json=json.loads(sys.argv[1]))
+    assert body.status_code == 200, body.text
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2].split(","))))
+"""
+
+
+def test_a_serving_worker_imports_no_training_library(trained):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fairgate.schema import Applicant
+    from tests.conftest import REPO
+
+    example = json.dumps(Applicant.model_json_schema()["example"])
+    result = subprocess.run(
+        [sys.executable, "-c", _WORKER_IMPORTS, example, "sklearn,pandas,fairlearn,joblib"],
+        cwd=REPO, env=os.environ | {"FAIRGATE_MODEL": trained.tag}, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

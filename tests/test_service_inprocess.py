@@ -1,7 +1,11 @@
 """The service in-process through BentoML's to_asgi(): logic and errors."""
 
+import numpy as np
 import pytest
 
+from fairgate.artifacts import load_serving_bundle
+from fairgate.decider import Decider
+from fairgate.draw import DrawKey
 from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import MAX_BATCH, Applicant, group_keys
@@ -16,6 +20,7 @@ def test_decide_returns_the_documented_fields(client, trained):
     assert body["decision"] == ("approve" if body["approved"] else "deny")
     assert body["group"] == "female" and body["rule"] == "female"
     assert body["policy_version"] == trained.policy.version
+    assert body["policy_mode"] == "mitigated"
     assert body["model_version"] == trained.tag
     assert body["probe"] is False
 
@@ -33,19 +38,68 @@ def test_same_application_same_decision_across_calls_and_batches(client):
     assert [d["approved"] for d in batch] == [d["approved"] for d in reversed_batch]
 
 
-def test_service_decisions_equal_the_trained_policy(client, trained):
-    """The served decision is the sklearn model's score through the fitted policy."""
+def test_service_decisions_equal_hand_applied_cuts(client, trained):
+    """Served decision = scikit-learn's score > the group's cut from the published policy."""
     columns = generate_applicants(300, seed=32)
     served = client.post("/decide_batch", json={"applications": to_records(columns)}).json()[
         "decisions"
     ]
     features = FeatureSpec(include_sensitive=True).build(columns)
     scores = trained.model.predict_proba(features)[:, 1]
-    approved, _, _ = trained.policy.decide(
-        columns["application_id"], scores, group_keys(columns, ("gender",))
-    )
-    assert [d["approved"] for d in served] == approved.tolist()
+    rules = client.get("/policy").json()["policy"]["rules"]
+    expected = [
+        bool(score > float(rules[gender]["threshold0"]))
+        for score, gender in zip(scores, columns["gender"], strict=True)
+        if gender in rules
+    ]
+    seen = [d for d in served if d["rule"] in rules]
+    assert len(seen) > 250
+    assert [d["approved"] for d in seen] == expected
+    assert {d["approval_probability"] for d in served} <= {0.0, 1.0}
+    assert {d["policy_mode"] for d in served} == {"mitigated"}
     assert [d["score"] for d in served] == pytest.approx(scores.tolist(), abs=1e-12)
+
+
+def _denied_under_fresh_ids(post, record: dict, n: int = 1000) -> int:
+    batch = [record | {"application_id": f"retry-{i:04d}"} for i in range(n)]
+    decisions = post(batch)
+    assert len(decisions) == n
+    return sum(d["approved"] for d in decisions)
+
+
+def test_a_denied_application_stays_denied_under_1000_fresh_ids(client):
+    records = to_records(generate_applicants(50, seed=33))
+    first = client.post("/decide_batch", json={"applications": records}).json()["decisions"]
+    denied = next(r for r, d in zip(records, first, strict=True) if not d["approved"])
+
+    def post(batch):
+        return client.post("/decide_batch", json={"applications": batch}).json()["decisions"]
+
+    assert _denied_under_fresh_ids(post, denied) == 0
+
+
+def test_randomized_mode_cannot_be_re_rolled_and_realises_fairlearns_probability(trained):
+    """The randomized policy decides by a keyed draw: an application whose approval
+    probability is strictly between 0 and 1, once denied, is denied under every id."""
+    bundle = load_serving_bundle(trained.tag, "randomized")
+    decider = Decider(bundle, DrawKey(b"in-process-draw-key-0123"))
+    columns = generate_applicants(3000, seed=34)
+    applicants = [Applicant(**r) for r in to_records(columns)]
+    result = decider.decide(applicants)
+    features = FeatureSpec(include_sensitive=True).build(columns)
+    groups = group_keys(columns, ("gender",))
+    seen = np.isin(groups, list(bundle.policy.rules))
+    pmf = trained.optimizer._pmf_predict(features[seen], sensitive_features=groups[seen])[:, 1]
+    np.testing.assert_allclose(result.probability[seen], pmf, rtol=0, atol=1e-12)
+    lottery = np.flatnonzero(seen & (result.probability > 0) & (result.probability < 1))
+    denied = next(i for i in lottery if not result.approved[i])
+    record = to_records(columns)[denied]
+
+    def post(batch):
+        decided = decider.decide([Applicant(**r) for r in batch])
+        return [{"approved": bool(a)} for a in decided.approved]
+
+    assert _denied_under_fresh_ids(post, record) == 0
 
 
 def test_probe_header_marks_the_decision(client):
@@ -109,6 +163,7 @@ def test_malformed_json_is_a_400(client):
 def test_policy_and_openapi(client, trained):
     policy = client.get("/policy").json()
     assert policy["policy"]["version"] == trained.policy.version
+    assert policy["model_version"] == trained.tag and policy["policy_mode"] == "mitigated"
     assert set(policy["policy"]["rules"]) == {"female", "male"}
     assert "demographic_parity_ratio" in policy["training"]["fairness"]["mitigated"]
     spec = client.get("/docs.json").json()

@@ -1,15 +1,23 @@
 """End to end against a real `bentoml serve` (2 workers) on a loopback port."""
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import bentoml
 import httpx
+import psutil
 import pytest
 
+from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import Applicant
 from tests.conftest import REPO, LiveService
+from training.save_model import save_artifacts
 
 pytestmark = pytest.mark.integration
 EXAMPLE = Applicant.model_json_schema()["example"]
@@ -97,3 +105,73 @@ def test_bentoml_build_accepts_the_bentofile(trained):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "fairgate:" in result.stdout
+
+
+def _workers(server: LiveService) -> list[psutil.Process]:
+    found = []
+    for child in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            if "_bentoml_impl.worker.service" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:  # exited (a zombie until circus reaps it)
+            continue
+    return found
+
+
+def _wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.3)
+    raise TimeoutError(what)
+
+
+def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trained):
+    """Started on ``fairgate-loan:latest``; a newer model is trained while it runs; a worker
+    is killed and respawned by BentoML; every worker still serves the tag resolved at start."""
+    resolved = str(bentoml.models.get("fairgate-loan:latest").tag)
+    server = LiveService("fairgate-loan:latest", workers=2).wait()
+    try:
+        workers = _wait_for(lambda: len(_workers(server)) == 2 and _workers(server), 30, "workers")
+        for worker in workers:
+            # Handed the concrete tag, and no training library mapped into a real worker.
+            assert worker.environ()["FAIRGATE_MODEL"] == resolved
+            mapped = {m.path for m in worker.memory_maps()}
+            assert not [p for p in mapped if "/sklearn/" in p or "/pandas/" in p]
+        newer = save_artifacts(
+            name="fairgate-loan",
+            scorer=trained.scorer,
+            policy=trained.policy,
+            randomized=trained.randomized,
+            spec=FeatureSpec(include_sensitive=True),
+            metadata={"purpose": "newer model trained while serving"},
+            sklearn_model=trained.model,
+        )
+        assert str(bentoml.models.get("fairgate-loan:latest").tag) == newer != resolved
+        killed = workers[0].pid
+        os.kill(killed, signal.SIGKILL)
+        respawned = _wait_for(
+            lambda: [w for w in _workers(server) if w.pid not in {p.pid for p in workers}],
+            60,
+            "a respawned worker",
+        )[0]
+        assert respawned.environ()["FAIRGATE_MODEL"] == resolved
+        # The respawned worker sets fairgate_model_info when it has loaded its model.
+        metrics_dir = Path(respawned.environ()["PROMETHEUS_MULTIPROC_DIR"])
+        _wait_for(lambda: (metrics_dir / f"gauge_max_{respawned.pid}.db").exists(), 60, "respawn")
+        served = {
+            httpx.post(f"{server.url}/decide", json=EXAMPLE).json()["model_version"]
+            for _ in range(40)
+        }
+        assert served == {resolved}
+        assert httpx.get(f"{server.url}/policy/").json()["model_version"] == resolved
+        info = [
+            line
+            for line in httpx.get(f"{server.url}/metrics").text.splitlines()
+            if line.startswith("fairgate_model_info{")
+        ]
+        assert info and all(f'model_version="{resolved}"' in line for line in info), info
+    finally:
+        server.stop()

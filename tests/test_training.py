@@ -1,6 +1,7 @@
 """Acceptance for the offline pipeline, on the session's trained model."""
 
 import json
+from pathlib import Path
 
 import bentoml
 import numpy as np
@@ -14,6 +15,7 @@ from fairlearn.metrics import (
     selection_rate,
     true_positive_rate,
 )
+from sklearn.metrics import accuracy_score
 from typer.testing import CliRunner
 
 from fairgate.artifacts import ArtifactError, load_serving_bundle
@@ -62,15 +64,69 @@ def test_naive_model_is_unfair_and_mitigation_fixes_parity(trained):
     assert f"({tradeoff['accuracy_cost'] * 100:+.1f}% points)" in report
 
 
+def _independent_rows(trained) -> dict[str, tuple[float, float, float]]:
+    """(accuracy, DP difference, EO difference) per policy on the test split, computed here:
+    scikit-learn's predict, fairlearn's seeded randomized predict, and the deterministic cuts
+    read from the saved policy file and applied to scikit-learn's scores."""
+    test = trained.split.test
+    columns = {k: v[test] for k, v in trained.book.columns.items()}
+    groups = group_keys(columns, ("gender",))
+    y = trained.book.label[test]
+    x = trained.features[test]
+    root = Path(bentoml.models.get(trained.tag).path)
+    rules = json.loads((root / "policy.json").read_text())["rules"]
+    cuts = np.array([float(rules[g]["threshold0"]) for g in groups])
+    predictions = {
+        "unmitigated": trained.model.predict(x),
+        "randomized": trained.optimizer.predict(
+            x, sensitive_features=groups, random_state=trained.config.seed
+        ),
+        "deterministic": (trained.model.predict_proba(x)[:, 1] > cuts).astype(int),
+    }
+    return {
+        name: (
+            accuracy_score(y, p),
+            demographic_parity_difference(y, p, sensitive_features=groups),
+            equalized_odds_difference(y, p, sensitive_features=groups),
+        )
+        for name, p in predictions.items()
+    }
+
+
+def test_report_figures_equal_independently_computed_ones(trained):
+    reports = trained.config.reports_dir
+    metrics = json.loads((reports / "metrics.json").read_text())
+    audit = (reports / "audit.md").read_text()
+    keys = {"unmitigated": "baseline", "randomized": "randomized", "deterministic": "mitigated"}
+    for name, (accuracy, dp_difference, eo_difference) in _independent_rows(trained).items():
+        reported = metrics[keys[name]]
+        assert reported["overall"]["accuracy"] == pytest.approx(accuracy, abs=1e-12)
+        gender = reported["groups"]["gender"]
+        assert gender["demographic_parity_difference"] == pytest.approx(dp_difference, abs=1e-12)
+        assert gender["equalized_odds_difference"] == pytest.approx(eo_difference, abs=1e-12)
+        row = next(line for line in audit.splitlines() if line.startswith(f"| {name} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert float(cells[1]) == pytest.approx(accuracy, abs=5e-5)
+        assert float(cells[4]) == pytest.approx(dp_difference, abs=5e-5)
+        assert float(cells[8]) == pytest.approx(eo_difference, abs=5e-5)
+    # The demographic-parity thresholds keep fairlearn's parity: within 3 points on test.
+    assert metrics["mitigated"]["groups"]["gender"]["demographic_parity_difference"] < 0.03
+    for group, fit in metrics["deterministic_fit"].items():
+        assert f"| {group} | {fit['threshold']:.4f} | selection rate |" in audit
+
+
 def test_reports_and_artifacts_are_written(trained):
     reports = trained.config.reports_dir
-    for name in ("metrics.json", "audit.md", "group_rates.png", "roc_thresholds.png"):
-        assert (reports / name).stat().st_size > 0
+    for name in ("group_rates.png", "roc_thresholds.png"):
+        assert (reports / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["tag"] == trained.tag
     assert trained.tag in {str(m.tag) for m in bentoml.models.list()}
     bundle = load_serving_bundle(trained.tag)
-    assert bundle.policy.version == trained.policy.version
+    assert bundle.policy.version == trained.policy.version and bundle.policy.mode == "mitigated"
+    randomized = load_serving_bundle(trained.tag, "randomized")
+    assert randomized.policy.version == trained.randomized.version
+    assert randomized.policy.randomized
     holdout = trained.features[trained.split.test]
     np.testing.assert_array_equal(bundle.scorer.score(holdout), trained.scorer.score(holdout))
 
@@ -111,7 +167,7 @@ def test_unmitigated_bundle_decides_like_the_models_own_predict(trained):
     columns = {k: v[test] for k, v in trained.book.columns.items()}
     groups = group_keys(columns, bundle.policy.attributes)
     scores = bundle.scorer.score(trained.features[test])
-    approved, probability, _ = bundle.policy.decide(columns["application_id"], scores, groups)
+    approved, probability, _ = bundle.policy.decide(scores, groups)
     np.testing.assert_array_equal(approved, trained.model.predict(trained.features[test]) == 1)
     assert set(np.unique(probability)) <= {0.0, 1.0}
     assert bundle.policy.constraint == "none"

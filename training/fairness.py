@@ -42,21 +42,31 @@ def overall_metrics(y_true: np.ndarray, y_pred: np.ndarray, y_score: np.ndarray 
 def _bootstrap_selection(
     y_pred: np.ndarray, groups: np.ndarray, *, n_boot: int, seed: int
 ) -> dict[str, Any]:
-    """95% percentile intervals for per-group selection rate, DP difference and DP ratio."""
+    """95% percentile intervals for per-group selection rate, DP difference and DP ratio.
+
+    Stratified: each group is resampled within itself, so every resample holds every group
+    at its observed size (a plain row bootstrap sometimes drops a small group, whose rate is
+    then undefined). For 0/1 decisions, the number approved in n draws with replacement from
+    a group is Binomial(n, observed rate), drawn directly: the same distribution as resampling
+    rows, without materialising n_boot x n indices.
+    """
+    if not np.isin(y_pred, (0.0, 1.0)).all():
+        raise ValueError("selection-rate bootstrap needs 0/1 decisions")
     names, codes = np.unique(groups.astype(str), return_inverse=True)
+    sizes = np.bincount(codes, minlength=len(names))
+    observed = np.bincount(codes, weights=y_pred, minlength=len(names)) / sizes
     rng = np.random.default_rng(seed)
-    rates = np.empty((n_boot, len(names)))
-    for b in range(n_boot):
-        sample = rng.integers(0, len(y_pred), len(y_pred))
-        hits = np.bincount(codes[sample], weights=y_pred[sample], minlength=len(names))
-        sizes = np.bincount(codes[sample], minlength=len(names))
-        rates[b] = hits / np.maximum(sizes, 1)
-    diff = rates.max(axis=1) - rates.min(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(rates.max(axis=1) > 0, rates.min(axis=1) / rates.max(axis=1), np.nan)
+    rates = rng.binomial(sizes, observed, size=(n_boot, len(names))) / sizes
+    high, low = rates.max(axis=1), rates.min(axis=1)
+    diff = high - low
+    # A resample where every group's rate is 0 has no ratio; it is left out of the interval.
+    ratio = np.divide(low, high, out=np.full(n_boot, np.nan), where=high > 0)
 
     def interval(values: np.ndarray) -> list[float]:
-        return [float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))]
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return [float("nan"), float("nan")]
+        return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
 
     return {
         "selection_rate": {str(n): interval(rates[:, i]) for i, n in enumerate(names)},

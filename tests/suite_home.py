@@ -1,0 +1,17 @@
+"""Imported first by conftest, before anything imports bentoml (which reads the model store
+location at import time).
+
+Always a private BENTOML_HOME, even when the user exported one: the suite saves test models
+that must never become the user's ``fairgate-loan:latest``. Python imports this module once
+per process, so a second import of conftest (as ``tests.conftest``) keeps the same home.
+The user's service settings (FAIRGATE_POLICY=randomized, keys...) are not the tests' either.
+"""
+
+import os
+import tempfile
+
+HOME = tempfile.mkdtemp(prefix="fairgate-bentoml-")
+os.environ["BENTOML_HOME"] = HOME
+os.environ["BENTOML_DO_NOT_TRACK"] = "True"
+for name in [name for name in os.environ if name.startswith("FAIRGATE_")]:
+    del os.environ[name]
