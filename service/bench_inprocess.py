@@ -17,6 +17,7 @@ import pandas as pd
 
 from fairgate.artifacts import ServingBundle
 from fairgate.decider import Decider
+from fairgate.draw import DrawKey
 from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_applicants
 from fairgate.schema import group_keys
@@ -33,7 +34,8 @@ def timings(fn: Callable[[int], object], repeats: int) -> np.ndarray:
 
 
 def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, float]]:
-    """(path, p50 us, p99 us) for fairgate and ThresholdOptimizer.predict, single and 1,000."""
+    """(path, p50 us, p99 us) for fairgate (mitigated, the default, and randomized) and
+    ThresholdOptimizer.predict, single and 1,000."""
     spec = FeatureSpec(include_sensitive=result.config.include_sensitive)
     decider = Decider(
         ServingBundle(
@@ -45,6 +47,13 @@ def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, 
     frames = [
         pd.DataFrame(spec.build({k: v[i : i + 1] for k, v in columns.items()})) for i in range(1000)
     ]
+    # The randomized mode adds one HMAC per application (the keyed draw).
+    randomized = Decider(
+        ServingBundle(
+            tag="bench", scorer=result.scorer, policy=result.randomized, spec=spec, metadata={}
+        ),
+        DrawKey(b"benchmark-draw-key-0123456789"),
+    )
     groups = group_keys(columns, ("gender",))
     optimizer = result.optimizer
     whole = pd.DataFrame(spec.build(columns))
@@ -61,12 +70,20 @@ def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, 
     naive_batch = timings(
         lambda i: optimizer.predict(whole, sensitive_features=groups, random_state=i), 30
     )
+    for i in range(200):
+        randomized.decide(applicants[i : i + 1])
+    randomized_single = timings(
+        lambda i: randomized.decide(applicants[i % 1000 : i % 1000 + 1]), repeats
+    )
+    randomized_batch = timings(lambda _: randomized.decide(applicants), 100)
     rows = []
     for name, values in (
         ("fairgate, single", single),
         ("ThresholdOptimizer.predict, single", naive_single),
         ("fairgate, batch of 1000", batch),
         ("ThresholdOptimizer.predict, batch of 1000", naive_batch),
+        ("fairgate randomized (keyed draw), single", randomized_single),
+        ("fairgate randomized (keyed draw), batch of 1000", randomized_batch),
     ):
         p50, p99 = np.percentile(values, [50, 99]) * 1e6
         rows.append((name, float(p50), float(p99)))

@@ -2,7 +2,7 @@
 
 import hashlib
 import hmac
-import json
+import struct
 
 import numpy as np
 import pytest
@@ -47,11 +47,17 @@ def test_one_draw_equals_an_independent_hmac():
         "credit_history_years": np.array([9.0]),
         "delinquencies_2y": np.array([0.0]),
     }
-    message = b'[52000.0,"salaried",6.0,38.0,15000.0,36.0,450.0,9.0,0.0]'
+    # By hand: the eight numbers in field order, then employment type as length + UTF-8.
+    message = (
+        struct.pack(">8d", 52000.0, 6.0, 38.0, 15000.0, 36.0, 450.0, 9.0, 0.0) + b"\x00\x08salaried"
+    )
     digest = hmac.new(SECRET, message, hashlib.sha256).digest()
     expected = int.from_bytes(digest[:8], "big") / 2**64
     assert DrawKey(SECRET).draws(row)[0] == expected
-    assert json.loads(message)[0] == 52000.0
+    # The same applicant with ints for whole numbers and a negative zero draws the same.
+    as_ints = row | {"age": np.array([34]), "loan_term_months": np.array([36])}
+    as_ints["delinquencies_2y"] = np.array([-0.0])
+    assert DrawKey(SECRET).draws(as_ints)[0] == expected
 
 
 def test_id_and_protected_attributes_do_not_move_the_draw(columns):
@@ -75,6 +81,13 @@ def test_draws_depend_on_the_key_and_are_uniform(columns):
     # Uniform: each decile holds 10% of 5,000 draws within 4 standard errors (1.7 points).
     counts = np.bincount((a * 10).astype(int), minlength=10) / len(a)
     assert np.abs(counts - 0.1).max() < 4 * np.sqrt(0.09 / len(a))
+
+
+@pytest.mark.parametrize("secret", [SECRET, b"k" * 64, b"a much longer key " * 8])
+def test_mac_equals_the_standard_library_hmac(secret):
+    key = DrawKey(secret)
+    for message in (b"", b"x", bytes(range(256)) * 3):
+        assert key.mac(message) == hmac.digest(secret, message, "sha256")
 
 
 def test_short_keys_are_refused():
