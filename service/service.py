@@ -57,6 +57,25 @@ def _max_body_bytes() -> int:
     return DEFAULT_MAX_BODY_BYTES if config is None else config.max_body_bytes
 
 
+def _check_worker_count(config: ServiceConfig) -> None:
+    """FAIRGATE_WORKERS reaches BentoML only through ``fairgate.launch``; under a plain
+    ``bentoml serve`` a set value that BentoML does not apply is an error, not ignored."""
+    if "FAIRGATE_WORKERS" not in os.environ:
+        return
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    applied = BentoMLContainer.config.services.get().get("fairgate", {}).get("workers")
+    if applied != config.workers:
+        raise ConfigError(
+            [
+                f"FAIRGATE_WORKERS={config.workers} but BentoML is configured for {applied} "
+                "worker(s): start with `fairgate serve` or `python -m fairgate.launch serve`, "
+                'or set BENTOML_CONFIG_OVERRIDES=\'{"services": {"fairgate": {"workers": '
+                f"{config.workers}}}}}}}'"
+            ]
+        )
+
+
 def _is_probe(context: bentoml.Context) -> bool:
     return context.request.headers.get(PROBE_HEADER, "").lower() in {"1", "true", "yes"}
 
@@ -88,6 +107,7 @@ class DecisionService:
         """
         try:
             config = service_config(os.environ)
+            _check_worker_count(config)
             concrete = resolve_tag(config.model)
             load_serving_bundle(concrete, config.policy, artifact_key=config.artifact_key)
         except (ConfigError, ArtifactError) as error:

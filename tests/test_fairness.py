@@ -49,3 +49,12 @@ def test_a_one_row_group_keeps_its_own_rate():
 def test_non_binary_decisions_are_refused():
     with pytest.raises(ValueError, match="0/1 decisions"):
         _bootstrap_selection(np.array([0.5, 1.0]), np.array(["a", "a"]), n_boot=10, seed=0)
+
+
+def test_all_zero_decisions_give_no_ratio_and_no_warning():
+    # Every resample has every rate 0: the ratio is undefined, reported as NaN, and no
+    # numpy warning is raised (the suite turns warnings into errors).
+    result = _bootstrap_selection(np.zeros(60), np.array(["a", "b"] * 30), n_boot=50, seed=0)
+    assert result["selection_rate"] == {"a": [0.0, 0.0], "b": [0.0, 0.0]}
+    assert np.isnan(result["demographic_parity_ratio"]).all()
+    assert result["demographic_parity_difference"] == [0.0, 0.0]

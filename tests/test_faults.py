@@ -192,3 +192,17 @@ def test_bentoml_serve_lists_every_configuration_error_and_exits(fresh_model):
         assert name in log
     # Stopped before any worker: no worker ever logged a start-up.
     assert "Started server process" not in log
+
+
+@pytest.mark.integration
+def test_plain_bentoml_serve_refuses_a_worker_count_it_would_not_apply(fresh_model):
+    tag, _ = fresh_model
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "serve", "service.service:DecisionService",
+         "--host", "127.0.0.1", "--port", str(free_port())],
+        cwd=REPO, env=os.environ | {"FAIRGATE_MODEL": tag, "FAIRGATE_WORKERS": "2"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    log = result.stdout + result.stderr
+    assert "FAIRGATE_WORKERS=2 but BentoML is configured for 1 worker(s)" in log
