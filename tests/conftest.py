@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 # First, before anything imports bentoml: a private model store for the whole run.
-from tests import suite_home  # noqa: F401  (imported for its effect, once per process)
+from tests import suite_home  # imported first for its effect, once per process
 
 # isort: split
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,11 @@ from loadtests.server import free_port
 from training.pipeline import TrainConfig, TrainResult, run_training
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The private model store goes with the run (test servers are stopped by then)."""
+    shutil.rmtree(suite_home.HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
