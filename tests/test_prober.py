@@ -130,7 +130,9 @@ def test_exporter_clears_values_when_a_cycle_fails_and_recovers(endpoint):
         registry.get_sample_value("fairgate_probe_errors_total", {"target": url, "kind": "timeout"})
         == 0
     )
+    assert registry.get_sample_value("fairgate_probe_decisions_sent_total", {"target": url}) == 0
     probe_once(config, metrics, 0, client)
+    assert registry.get_sample_value("fairgate_probe_control_flip_rate", {"target": url}) == 0
     flip = {"target": url, "attribute": "gender", "group_a": "female", "group_b": "male"}
     assert registry.get_sample_value("fairgate_probe_success", {"target": url}) == 1
     assert registry.get_sample_value("fairgate_probe_flip_ratio", flip) > 0
@@ -143,6 +145,8 @@ def test_exporter_clears_values_when_a_cycle_fails_and_recovers(endpoint):
         probe_once(config, metrics, 1, client)
         assert registry.get_sample_value("fairgate_probe_success", {"target": url}) == 0
         assert registry.get_sample_value("fairgate_probe_flip_ratio", flip) is None
+        control = registry.get_sample_value("fairgate_probe_control_flip_rate", {"target": url})
+        assert control is None
         assert (
             registry.get_sample_value("fairgate_probe_errors_total", {"target": url, "kind": kind})
             == 1
