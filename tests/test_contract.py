@@ -1,0 +1,142 @@
+"""The contract loader: the shipped synthetic contract, and every bad entry reported at once."""
+
+import copy
+import tomllib
+from importlib import resources
+
+import pytest
+
+from fairgate import contract_rules as rules
+from fairgate.contract import (
+    BAND_LABELS_COUNT,
+    EDGES_NOT_INCREASING,
+    ENUM_REQUIRED,
+    ContractError,
+    builtin_contract,
+    contract_from_mapping,
+    parse_contract,
+)
+from fairgate.schema import (
+    AGE_BAND_EDGES,
+    AGE_BAND_REPRESENTATIVE,
+    AGE_BANDS,
+    APPLICANT_FIELDS,
+    GROUP_SEPARATOR,
+    SENSITIVE_ATTRIBUTES,
+)
+
+RAW = tomllib.loads(resources.files("fairgate.contracts").joinpath("synthetic.toml").read_text())
+
+
+def raw():
+    return copy.deepcopy(RAW)
+
+
+def problems_of(document):
+    with pytest.raises(ContractError) as error:
+        contract_from_mapping(document)
+    return error.value.problems
+
+
+def test_synthetic_contract_matches_the_schema_module():
+    contract = builtin_contract()
+    assert contract.field_names == APPLICANT_FIELDS
+    assert contract.id_field.name == "application_id"
+    assert tuple(p.name for p in contract.protected) == SENSITIVE_ATTRIBUTES
+    band = contract.attribute("age_band")
+    assert band.edges == AGE_BAND_EDGES
+    assert band.labels == AGE_BANDS
+    assert band.representatives == tuple(AGE_BAND_REPRESENTATIVE[b] for b in AGE_BANDS)
+    assert contract.groups.policy == ("gender",)
+    assert contract.groups.audit == contract.groups.prober == ("gender", "age_band")
+    assert contract.groups.separator == GROUP_SEPARATOR
+    assert (contract.gap.field, contract.gap.direction) == ("annual_income", 1)
+    assert (contract.label.column, contract.label.approved) == ("approved", (1,))
+
+
+def test_every_bad_entry_is_reported_at_once():
+    document = raw()
+    document["fields"][6]["constraints"] = {"minimum": 100, "maximum": 0}  # bounds swapped
+    document["fields"][6].pop("example")
+    document["fields"][4]["constraints"] = {}  # employment_type: no categories
+    document["protected"][1]["edges"] = [50, 30, 65]  # band edges out of order
+    document["features"][3]["field"] = "tenure"  # unknown field
+    document["features"][9]["sensitive"] = False  # gender used without opt-in
+    document["groups"]["audit"] = ["gender", "religion"]  # unknown attribute
+    problems = problems_of(document)
+    expected = [
+        "fields.6: minimum 100.0 is above maximum 0.0",
+        "fields.4: " + ENUM_REQUIRED,
+        "protected.1: " + EDGES_NOT_INCREASING.format(edges=[50.0, 30.0, 65.0]),
+        "features.3: unknown field 'tenure'",
+        "features.9: reads protected field 'gender'",
+        "groups.audit: unknown protected attribute 'religion'",
+    ]
+    for start in expected:
+        assert sum(p.startswith(start) for p in problems) == 1, (start, problems)
+    assert len(problems) == len(expected), problems
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["fields"].append(dict(d["fields"][1])), "fields: 'annual_income' is defined"),
+        (lambda d: d["fields"][0].update(type="category"), "fields.0: " + ENUM_REQUIRED),
+        (lambda d: d["fields"][1].update(example=-5.0), "fields.1: example -5.0 is outside"),
+        (lambda d: d["fields"][2].update(example=30.5), "fields.2: example 30.5 is not a valid"),
+        (lambda d: d["label"].update(column="age"), "label.column: 'age' is also a field"),
+        (lambda d: d["protected"][0].update(field="zip"), "protected.0.field: unknown field 'zip'"),
+        (lambda d: d["protected"][0].update(field="age"), "protected.0.field: 'age' is numeric"),
+        (
+            lambda d: d["protected"][1].update(labels=["a", "b"]),
+            "protected.1: " + BAND_LABELS_COUNT.format(edges=3, bands=4, labels=2),
+        ),
+        (
+            lambda d: d["protected"][1].update(representatives=[25, 40, 57, 60]),
+            "protected.1: representative 60.0 of band '65+' is outside the band",
+        ),
+        (
+            lambda d: d["protected"][1].update(edges=[10, 50, 65]),
+            "protected.1.edges: edge 10 is outside 'age''s bounds",
+        ),
+        (lambda d: d["groups"].update(policy=[]), "groups.policy: Tuple should have at least 1"),
+        (lambda d: d["groups"].update(policy=["gender", "gender"]), "groups.policy: 'gender' is"),
+        (lambda d: d["features"][0].update(field="gender"), "features.0: log1p needs a number"),
+        (lambda d: d["features"][8].update(field="age"), "features.8: one_hot needs a category"),
+        (lambda d: d["features"][2].pop("floor"), "features.2: denominator 'annual_income' can"),
+        (lambda d: d["features"][8].update(monotone=1), "features.8: a one_hot feature cannot"),
+        (lambda d: d["features"][9].update(values=["woman"]), "features.9: ['woman'] are not"),
+        (lambda d: d["features"][3].update(sensitive=True), "features.3: sensitive = true but"),
+        (lambda d: d["features"][4].update(name="age"), "features: 'age' is defined more than"),
+        (lambda d: d["features"][3].update(monotone=2), "features.3.monotone: Input should be"),
+        (lambda d: d["gap"].update(field="gender"), "gap.field: gap needs a number or integer"),
+        (lambda d: d["gap"].update(field="age"), "gap.field: 'age' is protected"),
+        (lambda d: d["fields"][1].update(type="string"), "fields.1.type: Input should be"),
+        (lambda d: d.update(colour="red"), "colour: Extra inputs are not permitted"),
+        (lambda d: d["fields"][2].update(example="34"), "fields.2: example '34' is not a valid"),
+    ],
+)
+def test_bad_entries_are_named(edit, message):
+    document = raw()
+    edit(document)
+    problems = problems_of(document)
+    assert any(p.startswith(message) for p in problems), problems
+
+
+def test_id_field_is_required_exactly_once():
+    document = raw()
+    document["fields"][0]["type"] = "number"
+    document["fields"][0].pop("constraints")
+    document["fields"][0].pop("example")
+    assert rules.ID_FIELD_COUNT.format(count=0) in problems_of(document)
+
+
+def test_strings_are_not_numbers_in_the_contract():
+    document = raw()
+    document["fields"][1]["constraints"]["maximum"] = "10000000"
+    assert any(p.startswith("fields.1.constraints.maximum") for p in problems_of(document))
+
+
+def test_toml_syntax_error_is_a_contract_error():
+    with pytest.raises(ContractError, match="not valid TOML"):
+        parse_contract("name = ")
