@@ -2,6 +2,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md bentofile.yaml ./
+COPY cli cli
 COPY fairgate fairgate
 COPY training training
 COPY service service

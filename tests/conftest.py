@@ -132,7 +132,7 @@ class ProberProcess:
             prefix="fairgate-probe-", suffix=".log", delete=False
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fairgate.cli", "probe", "--target", target,
+            [sys.executable, "-m", "cli", "probe", "--target", target,
              "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
             cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

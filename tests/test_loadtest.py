@@ -79,7 +79,7 @@ def test_slo_file_errors_are_reported_together():
 
 def _loadtest(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "fairgate.cli", "loadtest", *args],
+        [sys.executable, "-m", "cli", "loadtest", *args],
         cwd=REPO, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 

@@ -84,7 +84,7 @@ def test_same_decision_after_a_restart(trained, live_service):
 def test_refuses_to_start_without_a_model(tmp_path):
     env = {"BENTOML_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-m", "fairgate.cli", "serve"],
+        [sys.executable, "-m", "cli", "serve"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -18,8 +18,8 @@ from fairlearn.metrics import (
 from sklearn.metrics import accuracy_score
 from typer.testing import CliRunner
 
+from cli.main import app
 from fairgate.artifacts import ArtifactError, load_serving_bundle
-from fairgate.cli import app
 from fairgate.schema import group_keys
 from training.pipeline import TrainConfig, run_training
 

@@ -1,4 +1,4 @@
-"""``fairgate loadtest`` and ``fairgate bench`` (registered on the CLI in fairgate/cli.py)."""
+"""``fairgate loadtest`` and ``fairgate bench``: Locust runs against a started service."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from cli.errors import fail
+from cli.train import train_default
 from fairgate.launch import REPO
 
 DEFAULT_SLO = REPO / "loadtests" / "slo.toml"
-console = Console(stderr=True)
 
 
 def loadtest(
@@ -41,18 +41,14 @@ def loadtest(
     try:
         slo = slo_from_mapping(tomllib.loads(slo_file.read_text()))
     except (SloError, tomllib.TOMLDecodeError) as error:
-        console.print(f"[red]error:[/red] {slo_file}: {error}")
-        raise typer.Exit(2) from error
+        fail(f"{slo_file}: {error}")
     if target is None:
         try:
             load_serving_bundle()
         except ModelNotFound:
-            from fairgate.cli import train_default
-
             train_default()
         except ArtifactError as error:
-            console.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from error
+            fail(error)
     server = running_server(workers=workers) if target is None else nullcontext(Server(target, 0))
     with server as running:
         typer.echo(f"load test: {users} users for {run_time} against {running.url}")

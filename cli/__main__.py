@@ -1,0 +1,5 @@
+"""``python -m cli ...`` is the ``fairgate`` command (used by tests that need an interpreter)."""
+
+from cli.main import app
+
+app()

@@ -1,0 +1,57 @@
+"""``fairgate demo``: train if needed, serve, and probe the service, in one command."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Annotated
+
+import typer
+
+from cli.errors import fail
+from cli.probe import probe
+from cli.train import train_default
+from fairgate.launch import REPO, serve_command, service_env
+
+
+def demo(
+    port: Annotated[int, typer.Option(help="Service port.")] = 3000,
+    probe_port: Annotated[int, typer.Option(help="Prober /metrics port.")] = 9109,
+    once: Annotated[bool, typer.Option(help="Stop after the first audit.")] = False,
+) -> None:
+    """Train the default model if none exists, serve it, and probe it."""
+    import httpx
+
+    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
+
+    try:
+        load_serving_bundle()
+    except ModelNotFound:
+        train_default()
+    except ArtifactError as error:  # corrupted or tampered: never retrain over it silently
+        fail(error)
+    server = subprocess.Popen(serve_command("127.0.0.1", port), env=service_env(2), cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise typer.Exit(1)
+            time.sleep(0.5)
+        typer.echo(f"service ready on {url} (try {url}/docs.json, {url}/policy)")
+        probe(target=url, once=True)
+        if not once:
+            typer.echo(
+                f"probing every 30 s; prober metrics on http://127.0.0.1:{probe_port}/metrics"
+            )
+            probe(target=url, listen=f"127.0.0.1:{probe_port}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -1,0 +1,73 @@
+"""``fairgate probe``: the counterfactual prober, once or as a /metrics exporter."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cli.errors import fail
+
+
+def probe(
+    target: Annotated[str | None, typer.Option(help="Base URL of the decision service.")] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between cycles.")] = None,
+    pairs: Annotated[int | None, typer.Option(help="Twin pairs per attribute per cycle.")] = None,
+    gap_sample: Annotated[int | None, typer.Option(help="Applicants for the income gap.")] = None,
+    attribute: Annotated[list[str] | None, typer.Option(help="Attribute to flip (repeat).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the probe population.")] = None,
+    listen: Annotated[
+        str | None, typer.Option("--web.listen-address", help="HOST:PORT for /metrics.")
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config.file", exists=True, help="TOML file of settings.")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Run one cycle, print the audit, exit.")] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="With --once: write JSON.")
+    ] = None,
+    markdown_out: Annotated[
+        Path | None, typer.Option("--markdown", help="With --once: write Markdown.")
+    ] = None,
+) -> None:
+    """Counterfactual prober: twins differing only in a protected attribute, as probes."""
+    import logging
+    import tomllib
+
+    from monitoring.audit import markdown, print_audit, to_json
+    from monitoring.client import DecisionClient
+    from monitoring.config import ConfigError, config_from_mapping, env_mapping
+    from monitoring.runner import probe_once, serve_forever
+
+    raw: dict = tomllib.loads(config_file.read_text()) if config_file else {}
+    raw |= env_mapping(os.environ)
+    flags = {
+        "target": target,
+        "interval_seconds": interval,
+        "pairs": pairs,
+        "gap_sample": gap_sample,
+        "attributes": attribute,
+        "seed": seed,
+        "listen_address": listen,
+    }
+    raw |= {k: v for k, v in flags.items() if v is not None}
+    try:
+        config = config_from_mapping(raw)
+    except ConfigError as error:
+        fail(error)
+    if not once:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        serve_forever(config)
+        return
+    client = DecisionClient(config.target, timeout=config.timeout_seconds)
+    result = probe_once(config, None, 0, client)
+    if result is None:
+        fail(f"probing {config.target} failed (see log above)", code=1)
+    print_audit(result, Console())
+    if json_out:
+        json_out.write_text(to_json(result))
+    if markdown_out:
+        markdown_out.write_text(markdown(result))

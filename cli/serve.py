@@ -1,0 +1,45 @@
+"""``fairgate serve``: the decision API under ``bentoml serve``."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Annotated
+
+import typer
+
+from cli.errors import fail
+from cli.train import train_default
+from fairgate.launch import REPO, serve_command, service_env
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(min=1, help="BentoML API workers.")] = 2,
+    model_tag: Annotated[
+        str, typer.Option("--model", help="Model tag in the store.")
+    ] = "fairgate-loan:latest",
+    policy: Annotated[
+        str,
+        typer.Option(help="mitigated (group rules) or unmitigated (one 0.5 threshold)."),
+    ] = "mitigated",
+    train_if_missing: Annotated[
+        bool,
+        typer.Option(help="Train the synthetic default first if the store has no model."),
+    ] = False,
+) -> None:
+    """Serve the decision API (BentoML) on HOST:PORT."""
+    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
+
+    try:
+        try:
+            load_serving_bundle(model_tag, policy)
+        except ModelNotFound:
+            if not train_if_missing:
+                raise
+            train_default()
+            load_serving_bundle(model_tag, policy)
+    except ArtifactError as error:
+        fail(error)
+    env = service_env(workers) | {"FAIRGATE_MODEL": model_tag, "FAIRGATE_POLICY": policy}
+    raise typer.Exit(subprocess.call(serve_command(host, port), env=env, cwd=REPO))

@@ -1,0 +1,64 @@
+"""Import rules: the core package imports no deployable, and nothing imports the CLI.
+
+``fairgate/`` is the core; ``training/``, ``service/``, ``monitoring/`` and ``loadtests/`` are the
+deployables; ``cli/`` composes them all. Every import statement counts, including the lazy ones
+inside functions, so the rule holds for any code path, not only for what runs at import time.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORE = "fairgate"
+DEPLOYABLES = ("training", "service", "monitoring", "loadtests")
+CLI = "cli"
+
+
+def imported_packages(source: str, package: str) -> set[str]:
+    """Top-level package names that ``source`` (a module of ``package``) imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            # A relative import stays inside its own package.
+            names.add(package if node.level else (node.module or "").partition(".")[0])
+    return names
+
+
+def modules(package: str) -> list[Path]:
+    found = sorted((REPO / package).rglob("*.py"))
+    assert found, f"no modules under {package}/"
+    return found
+
+
+def test_the_checker_sees_lazy_and_from_imports():
+    source = "import os\ndef f():\n    from cli.main import app\n    import loadtests.runner\n"
+    assert imported_packages(source, "fairgate") == {"os", "cli", "loadtests"}
+    assert imported_packages("from . import x\nfrom .y import z\n", "service") == {"service"}
+
+
+@pytest.mark.parametrize("path", modules(CORE), ids=lambda p: str(p.relative_to(REPO)))
+def test_core_imports_no_deployable_and_no_cli(path: Path):
+    forbidden = imported_packages(path.read_text(), CORE) & {*DEPLOYABLES, CLI}
+    assert not forbidden, f"{path.relative_to(REPO)} imports {sorted(forbidden)}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [path for package in DEPLOYABLES for path in modules(package)],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_no_deployable_imports_the_cli(path: Path):
+    assert CLI not in imported_packages(path.read_text(), path.relative_to(REPO).parts[0])
+
+
+def test_the_entry_point_is_the_cli_package():
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"fairgate": "cli.main:app"}
