@@ -21,25 +21,38 @@ def serve(
     ] = "fairgate-loan:latest",
     policy: Annotated[
         str,
-        typer.Option(help="mitigated (group rules) or unmitigated (one 0.5 threshold)."),
+        typer.Option(
+            help="mitigated (deterministic group thresholds), randomized (fairlearn's rule, "
+            "needs FAIRGATE_DRAW_KEY) or unmitigated (one 0.5 threshold)."
+        ),
     ] = "mitigated",
     train_if_missing: Annotated[
         bool,
         typer.Option(help="Train the synthetic default first if the store has no model."),
     ] = False,
 ) -> None:
-    """Serve the decision API (BentoML) on HOST:PORT."""
-    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
+    """Serve the decision API (BentoML) on HOST:PORT.
 
+    The whole configuration (flags and FAIRGATE_* variables, ``service/config.py``) is checked
+    before anything starts: every bad entry is listed and the exit status is 2.
+    """
+    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
+    from service.config import ConfigError, service_config
+
+    flags = {"FAIRGATE_MODEL": model_tag, "FAIRGATE_POLICY": policy}
+    env = service_env(workers) | flags
+    try:
+        config = service_config(env)
+    except ConfigError as error:
+        fail(error)
     try:
         try:
-            load_serving_bundle(model_tag, policy)
+            load_serving_bundle(config.model, config.policy, artifact_key=config.artifact_key)
         except ModelNotFound:
             if not train_if_missing:
                 raise
             train_default()
-            load_serving_bundle(model_tag, policy)
+            load_serving_bundle(config.model, config.policy, artifact_key=config.artifact_key)
     except ArtifactError as error:
         fail(error)
-    env = service_env(workers) | {"FAIRGATE_MODEL": model_tag, "FAIRGATE_POLICY": policy}
     raise typer.Exit(subprocess.call(serve_command(host, port), env=env, cwd=REPO))

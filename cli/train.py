@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -64,9 +65,19 @@ def train(
     reports: Annotated[Path, typer.Option(help="Where the audit report goes.")] = Path("reports"),
     name: Annotated[str, typer.Option(help="Model name in the BentoML store.")] = "fairgate-loan",
 ) -> None:
-    """Train on the synthetic default (or --data), audit, mitigate, save to the model store."""
+    """Train on the synthetic default (or --data), audit, mitigate, save to the model store.
+
+    With FAIRGATE_ARTIFACT_KEY set, the stored model is signed (HMAC-SHA256 of its checksums);
+    a service started with the same key refuses unsigned or mis-signed models.
+    """
+    from service.config import ConfigError, artifact_key_from
     from training.loan_book import BiasConfig, LoanBookError
     from training.pipeline import TrainConfig, run_training
+
+    try:
+        artifact_key = artifact_key_from(os.environ)
+    except ConfigError as error:
+        fail(error)
 
     try:
         config = TrainConfig(
@@ -98,7 +109,7 @@ def train(
             def step(label: str) -> None:
                 progress.update(task, description=label, advance=1)
 
-            result = run_training(config, step)
+            result = run_training(config, step, artifact_key=artifact_key)
     except (ValueError, LoanBookError) as error:
         fail(error)
     tradeoff = result.metrics["tradeoff"]

@@ -100,6 +100,15 @@ def _key(env: Mapping[str, str], name: str, problems: list[str]) -> bytes | None
     return key
 
 
+def artifact_key_from(env: Mapping[str, str]) -> bytes | None:
+    """FAIRGATE_ARTIFACT_KEY alone (what ``fairgate train`` signs with); ``ConfigError`` if bad."""
+    problems: list[str] = []
+    key = _key(env, "FAIRGATE_ARTIFACT_KEY", problems)
+    if problems:
+        raise ConfigError(problems)
+    return key
+
+
 def service_config(env: Mapping[str, str]) -> ServiceConfig:
     """Build the configuration from ``env`` (the environment, plus any flags merged in).
 

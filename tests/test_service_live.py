@@ -13,6 +13,9 @@ import httpx
 import psutil
 import pytest
 
+from fairgate.artifacts import load_serving_bundle
+from fairgate.decider import Decider
+from fairgate.draw import DrawKey
 from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import Applicant
@@ -175,3 +178,35 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
         assert info and all(f'model_version="{resolved}"' in line for line in info), info
     finally:
         server.stop()
+
+
+def test_randomized_mode_agrees_across_workers_ids_and_an_in_process_decider(trained):
+    """Served with FAIRGATE_POLICY=randomized: the same applications under fresh ids, over
+    fresh connections (either worker), decide as a Decider with the same key decides them."""
+    key = "live-draw-key-0123456789"
+    server = LiveService(
+        trained.tag, workers=2, FAIRGATE_POLICY="randomized", FAIRGATE_DRAW_KEY=key
+    ).wait()
+    try:
+        records = to_records(generate_applicants(300, seed=43))
+        answers = []
+        for attempt in range(3):
+            renamed = [r | {"application_id": f"try{attempt}-{i}"} for i, r in enumerate(records)]
+            with httpx.Client() as client:  # a new connection each round
+                answers.append(
+                    client.post(
+                        f"{server.url}/decide_batch", json={"applications": renamed}
+                    ).json()["decisions"]
+                )
+        policy = httpx.get(f"{server.url}/policy/").json()
+    finally:
+        server.stop()
+    assert policy["policy_mode"] == "randomized"
+    decided = [[d["approved"] for d in batch] for batch in answers]
+    assert decided[0] == decided[1] == decided[2]
+    assert {d["policy_mode"] for d in answers[0]} == {"randomized"}
+    bundle = load_serving_bundle(trained.tag, "randomized")
+    local = Decider(bundle, DrawKey(key.encode())).decide([Applicant(**r) for r in records])
+    assert decided[0] == local.approved.tolist()
+    # Some of these applications really were decided by the draw.
+    assert any(0 < d["approval_probability"] < 1 for d in answers[0])

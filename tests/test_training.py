@@ -161,6 +161,36 @@ def test_cli_train_and_bad_option(tmp_path):
     assert "model must be one of" in bad.output
 
 
+def test_cli_train_signs_with_the_artifact_key(tmp_path):
+    key = "cli-artifact-key-0123456789"
+    result = CliRunner().invoke(
+        app,
+        ["train", "--rows", "5000", "--bootstrap", "10", "--reports", str(tmp_path),
+         "--name", "fairgate-cli-signed"],
+        env={"FAIRGATE_ARTIFACT_KEY": key},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    tag = result.output.split("saved ", 1)[1].split()[0]
+    assert load_serving_bundle(tag, artifact_key=key.encode()).tag == tag
+    with pytest.raises(ArtifactError, match="signature does not match"):
+        load_serving_bundle(tag, artifact_key=key[::-1].encode())
+    short = CliRunner().invoke(app, ["train"], env={"FAIRGATE_ARTIFACT_KEY": "short"})
+    assert short.exit_code == 2 and "FAIRGATE_ARTIFACT_KEY: too short" in short.output
+
+
+def test_cli_serve_lists_every_configuration_error_and_exits_2(trained):
+    result = CliRunner().invoke(
+        app,
+        ["serve", "--model", trained.tag, "--policy", "randomized"],
+        env={"FAIRGATE_GC": "aggressive", "FAIRGATE_MAX_BODY_BYTES": "lots"},
+    )
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    for expected in ("FAIRGATE_DRAW_KEY: required", "FAIRGATE_GC='aggressive'",
+                     "FAIRGATE_MAX_BODY_BYTES='lots'"):  # fmt: skip
+        assert expected in text
+
+
 def test_unmitigated_bundle_decides_like_the_models_own_predict(trained):
     bundle = load_serving_bundle(trained.tag, "unmitigated")
     test = trained.split.test
