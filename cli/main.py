@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli.demo import demo
+from cli.init import init
 from cli.load import bench, loadtest
 from cli.probe import probe
 from cli.serve import serve
@@ -15,7 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-for command in (train, serve, probe, demo, loadtest, bench):
+for command in (init, train, serve, probe, demo, loadtest, bench):
     app.command()(command)
 
 if __name__ == "__main__":

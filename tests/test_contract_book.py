@@ -162,3 +162,40 @@ def test_draft_refuses_what_it_cannot_draft(book):
             approved=[1],
             protected=["gender"],
         )
+
+
+# -- fairgate init ----------------------------------------------------------------------
+
+
+def test_fairgate_init_drafts_the_german_book(tmp_path):
+    import subprocess
+    import sys
+
+    output = tmp_path / "german.toml"
+    command = [
+        sys.executable, "-m", "cli", "init", "--data", str(GERMAN), "--label", "creditability",
+        "--approved", "good", "--protected", "age_in_years",
+        "--protected", "personal_status_and_sex", "--output", str(output), "--name", "german",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "1,000 rows pass its check" in done.stderr
+    draft = parse_contract(output.read_text())
+    assert draft.name == "german"
+    check_book(read_book(GERMAN), draft)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr
+
+
+def test_fairgate_init_names_a_bad_label_value(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, [
+        "init", "--data", str(GERMAN), "--label", "creditability", "--approved", "yes",
+        "--protected", "age_in_years", "--output", str(tmp_path / "x.toml"),
+    ])  # fmt: skip
+    assert result.exit_code == 2
+    assert "approved value(s) ['yes'] never occur in the label" in result.output
+    assert not (tmp_path / "x.toml").exists()
