@@ -185,7 +185,11 @@ def test_randomized_mode_agrees_across_workers_ids_and_an_in_process_decider(tra
     fresh connections (either worker), decide as a Decider with the same key decides them."""
     key = "live-draw-key-0123456789"
     server = LiveService(
-        trained.tag, workers=2, FAIRGATE_POLICY="randomized", FAIRGATE_DRAW_KEY=key
+        trained.tag,
+        workers=2,
+        FAIRGATE_POLICY="randomized",
+        FAIRGATE_DRAW_KEY=key,
+        FAIRGATE_MAX_BODY_BYTES="200000",  # read when a worker starts, not at import
     ).wait()
     try:
         records = to_records(generate_applicants(300, seed=43))
@@ -199,8 +203,10 @@ def test_randomized_mode_agrees_across_workers_ids_and_an_in_process_decider(tra
                     ).json()["decisions"]
                 )
         policy = httpx.get(f"{server.url}/policy/").json()
+        too_big = httpx.post(f"{server.url}/decide_batch", json={"applications": records * 3})
     finally:
         server.stop()
+    assert too_big.status_code == 413 and "200000 bytes" in too_big.text
     assert policy["policy_mode"] == "randomized"
     decided = [[d["approved"] for d in batch] for batch in answers]
     assert decided[0] == decided[1] == decided[2]
