@@ -46,9 +46,15 @@ def _tables(raw: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, An
     return [(i, e) for i, e in enumerate(entries) if isinstance(e, Mapping)]
 
 
+def _str(value: Any) -> str | None:
+    # Anything but a string where a name belongs is a structural error, reported there;
+    # here it is skipped (and never hashed: a list cannot be a dict key).
+    return value if isinstance(value, str) else None
+
+
 def _duplicates(section: str, names: list[Any]) -> list[str]:
-    seen: set[Any] = set()
-    repeated = [n for n in names if n in seen or seen.add(n)]
+    seen: set[str] = set()
+    repeated = [n for n in names if isinstance(n, str) and (n in seen or seen.add(n))]
     return [DUPLICATE_NAME.format(section=section, name=n) for n in dict.fromkeys(repeated)]
 
 
@@ -60,14 +66,14 @@ def reference_problems(raw: Mapping[str, Any]) -> list[str]:
     if id_count != 1:
         problems.append(ID_FIELD_COUNT.format(count=id_count))
     label = raw.get("label")
-    if isinstance(label, Mapping) and label.get("column") in fields:
+    if isinstance(label, Mapping) and _str(label.get("column")) in fields:
         problems.append(LABEL_IS_FIELD.format(name=label.get("column")))
     protected_fields, attribute_problems = _attribute_problems(raw, fields)
     problems += attribute_problems
     problems += _group_problems(raw)
     problems += _feature_problems(raw, fields, protected_fields)
     gap = raw.get("gap")
-    if isinstance(gap, Mapping) and isinstance(gap.get("field"), str):
+    if isinstance(gap, Mapping) and isinstance(gap.get("field"), str):  # a hashable name
         problems += _field_problems("gap.field", gap["field"], fields, NUMERIC, "gap")
         if gap["field"] in protected_fields:
             problems.append(GAP_PROTECTED.format(name=gap["field"]))
@@ -95,7 +101,9 @@ def _attribute_problems(
     problems = _duplicates("protected", [p.get("name") for _, p in entries])
     protected: set[str] = set()
     for i, attribute in entries:
-        where, name = f"protected.{i}.field", attribute.get("field")
+        where, name = f"protected.{i}.field", _str(attribute.get("field"))
+        if name is None:
+            continue
         if name not in fields:
             problems.append(
                 UNKNOWN_FIELD.format(where=where, name=name, known=sorted(map(str, fields)))
@@ -156,6 +164,7 @@ def _group_problems(raw: Mapping[str, Any]) -> list[str]:
         names = groups.get(use)
         if not isinstance(names, list | tuple):
             continue
+        names = [n for n in names if isinstance(n, str)]
         for name in dict.fromkeys(names):
             if name not in known:
                 problems.append(
@@ -174,7 +183,11 @@ def _feature_problems(
     columns: list[str] = []
     for i, feature in entries:
         where, transform = f"features.{i}", feature.get("transform")
-        inputs = [feature.get(k) for k in ("field", "numerator", "denominator") if k in feature]
+        inputs = [
+            name
+            for key in ("field", "numerator", "denominator")
+            if (name := _str(feature.get(key))) is not None
+        ]
         for name in inputs:
             kinds = ("category",) if transform == "one_hot" else NUMERIC
             problems += _field_problems(where, name, fields, kinds, str(transform))
@@ -204,17 +217,17 @@ def _transform_problems(
     where: str, feature: Mapping[str, Any], fields: Mapping[Any, Any]
 ) -> list[str]:
     transform = feature.get("transform")
-    if transform == "log1p" and feature.get("field") in fields:
+    if transform == "log1p" and _str(feature.get("field")) in fields:
         low = _minimum(fields, feature["field"])
         if not isinstance(low, int | float) or low < 0:
             return [LOG1P_NEGATIVE.format(where=where, name=feature["field"])]
-    if transform == "ratio" and feature.get("denominator") in fields:
+    if transform == "ratio" and _str(feature.get("denominator")) in fields:
         low = _minimum(fields, feature["denominator"])
         floor = feature.get("floor")
         if not isinstance(floor, int | float) and (not isinstance(low, int | float) or low <= 0):
             return [RATIO_ZERO.format(where=where, name=feature["denominator"])]
     if transform == "one_hot" and isinstance(feature.get("values"), list | tuple):
-        spec = fields.get(feature.get("field"))
+        spec = fields.get(_str(feature.get("field")))
         constraints = spec.get("constraints") if isinstance(spec, Mapping) else None
         enum = constraints.get("enum") if isinstance(constraints, Mapping) else None
         if isinstance(enum, list | tuple):
@@ -230,7 +243,7 @@ def _columns(feature: Mapping[str, Any], fields: Mapping[Any, Any]) -> list[str]
         return [str(feature.get("name"))]
     values = feature.get("values")
     if not isinstance(values, list | tuple):
-        spec = fields.get(feature.get("field"))
+        spec = fields.get(_str(feature.get("field")))
         constraints = spec.get("constraints") if isinstance(spec, Mapping) else None
         values = constraints.get("enum") if isinstance(constraints, Mapping) else None
     prefix = feature.get("prefix", f"{feature.get('field')}_")

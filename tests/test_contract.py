@@ -5,6 +5,8 @@ import tomllib
 from importlib import resources
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairgate import contract_rules as rules
 from fairgate.contract import (
@@ -140,3 +142,47 @@ def test_strings_are_not_numbers_in_the_contract():
 def test_toml_syntax_error_is_a_contract_error():
     with pytest.raises(ContractError, match="not valid TOML"):
         parse_contract("name = ")
+
+
+# -- robustness: any edit of the document is a contract or a ContractError, never a crash --
+
+_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 100),
+    st.floats(allow_nan=True),
+    st.text(max_size=5),
+    st.sampled_from(["age", "gender", "number", "category", "id", "one_hot", "ratio"]),
+)
+_KEYS = st.sampled_from(["name", "type", "field", "edges", "labels", "enum", "minimum", "values"])
+_VALUE = st.recursive(
+    _LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_KEYS, inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+def _paths(node, prefix=()):
+    items = node.items() if isinstance(node, dict) else enumerate(node)
+    for key, value in items:
+        yield (*prefix, key)
+        if isinstance(value, dict | list):
+            yield from _paths(value, (*prefix, key))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(list(_paths(RAW))), _VALUE), min_size=1, max_size=4))
+def test_any_edit_is_a_contract_or_a_contract_error(edits):
+    document = raw()
+    for path, value in edits:
+        node = document
+        try:
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit replaced this path's parent
+    try:
+        contract_from_mapping(document)
+    except ContractError as error:
+        assert error.problems
