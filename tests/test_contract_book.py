@@ -199,3 +199,28 @@ def test_fairgate_init_names_a_bad_label_value(tmp_path):
     assert result.exit_code == 2
     assert "approved value(s) ['yes'] never occur in the label" in result.output
     assert not (tmp_path / "x.toml").exists()
+
+
+def test_draft_of_a_book_with_gaps_and_a_banded_float():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "income": rng.lognormal(10, 1, 400),
+            "score": rng.normal(0, 1, 400),
+            "region": rng.choice(np.array(["north", "south", "east"], dtype=object), 400),
+            "outcome": rng.choice(np.array(["yes", "no"], dtype=object), 400),
+        }
+    )
+    frame.loc[3, "score"] = np.nan
+    text = draft_contract(frame, label="outcome", approved=["yes"], protected=["income", "region"])
+    draft = parse_contract(text)
+    check_book(frame, draft)
+    assert draft.field("score").constraints.required is False
+    # Empty cells would feed NaN to the model: the field stays out of the features.
+    assert [f.name for f in draft.features] == ["income", "region"]
+    assert "Not features, they have empty cells: ['score']" in text
+    band = draft.attribute("income_band")
+    # Quartile edges: a quarter of the rows (rounded to whole dollars) in each band.
+    counts = np.bincount(np.searchsorted(band.edges, frame["income"], side="right"))
+    assert counts.tolist() == pytest.approx([100, 100, 100, 100], abs=2)
+    assert all(r > 0 for r in band.representatives)

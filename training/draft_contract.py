@@ -270,8 +270,10 @@ def draft_contract(
     doc.add("groups", groups)
 
     features = tomlkit.aot()
+    # The feature builder has no imputation: a field with empty cells would give NaN inputs.
+    incomplete = [str(c) for c in inputs.columns if inputs[c].isna().any()]
     for column in inputs.columns:
-        if kinds[column] == "id":
+        if kinds[column] == "id" or column in incomplete:
             continue
         sensitive = column in protected
         features.append(
@@ -280,5 +282,7 @@ def draft_contract(
     doc.add(tomlkit.nl())
     doc.add(tomlkit.comment("Features in model-column order. Add a [gap] table (field,"))
     doc.add(tomlkit.comment("direction, unit) for a numeric field the decision is monotone in."))
+    if incomplete:
+        doc.add(tomlkit.comment(f"Not features, they have empty cells: {incomplete}"))
     doc.add("features", features)
     return tomlkit.dumps(doc)
