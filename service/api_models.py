@@ -31,6 +31,8 @@ class BatchDecision(BaseModel):
 
 
 class PolicyView(BaseModel):
+    """``GET /policy``: what this deployment serves and how it was trained."""
+
     model_version: str
     policy_mode: Literal["mitigated", "randomized", "unmitigated"]
     policy: dict[str, Any]

@@ -3,14 +3,17 @@
 BentoML marks request bodies optional though every POST needs one, and documents a 400's
 ``detail`` as a string, but a validation error's ``detail`` is
 the list of pydantic errors (``loc``, ``msg``, ``type``) that names the field; and it does
-not know about the 413 and 415 that ``request_guard`` sends. Schemathesis checks every
-response against this document, so the document has to match what is sent.
+not know about the 413 and 415 that ``request_guard`` sends; ``GET /policy`` (a mounted
+Starlette app) is missing. Schemathesis checks every response against this document, so the
+document has to match what is sent.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any, Final
+
+from service.api_models import PolicyView
 
 ERROR_DETAIL: Final[dict[str, Any]] = {
     "title": "Error Detail",
@@ -20,12 +23,13 @@ ERROR_DETAIL: Final[dict[str, Any]] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["loc", "msg"],
+                "required": ["type", "loc", "msg"],
                 "properties": {
+                    "type": {"type": "string"},
                     "loc": {"type": "array", "items": {"anyOf": [{"type": "string"},
                                                                  {"type": "integer"}]}},
                     "msg": {"type": "string"},
-                    "type": {"type": "string"},
+                    "url": {"type": "string"},
                 },
             },
         },
@@ -37,9 +41,29 @@ GUARD_RESPONSES: Final[dict[str, str]] = {
 }
 
 
+POLICY_OPERATION: Final[dict[str, Any]] = {
+    "summary": "The served policy",
+    "description": "Per-group rules in readable form, the constraint, training-time fairness.",
+    "operationId": "fairgate__policy",
+    "tags": ["Service APIs"],
+    "responses": {
+        "200": {
+            "description": "Successful Response",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PolicyView"}}
+            },
+        }
+    },
+}
+
+
 def patch_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     """Return ``spec`` with the error schema and the guard's responses corrected."""
-    schemas = spec.get("components", {}).get("schemas", {})
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    # PolicyView has no nested models and no 3.1-only keywords, so its JSON Schema is also
+    # a valid OpenAPI 3.0 schema object.
+    schemas.setdefault("PolicyView", PolicyView.model_json_schema())
+    spec.setdefault("paths", {}).setdefault("/policy", {"get": POLICY_OPERATION})
     if "InvalidArgument" in schemas:
         schemas["InvalidArgument"]["properties"]["detail"] = ERROR_DETAIL
     error_ref = {"$ref": "#/components/schemas/InvalidArgument"}

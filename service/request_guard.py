@@ -5,6 +5,10 @@ oversized request costs the worker its memory before the 400 for "too many appli
 could be sent. The largest valid request (1,000 applications) is about 0.5 MB. BentoML also
 parses any content type as JSON; a client sending text/plain or a form is confused, and is
 told so instead of being decided on a guess.
+
+It also answers ``GET /policy`` in place (routing it to the mounted policy app's ``/policy/``):
+Starlette's ``Mount`` only matches below its path, so the bare ``/policy`` would otherwise be
+a 307 redirect with an empty body, which a plain ``curl`` prints as nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Final
 from service.openapi_fix import patch_openapi_bytes
 
 DEFAULT_MAX_BYTES: Final[int] = 2 * 1024 * 1024
+POLICY_PATH: Final[str] = "/policy"
 Scope = dict[str, Any]
 
 
@@ -45,6 +50,8 @@ class RequestGuard:
         if scope.get("method") == "GET" and scope.get("path") == "/docs.json":
             await self._patched_openapi(scope, receive, send)
             return
+        if scope.get("path") == POLICY_PATH:
+            scope = scope | {"path": f"{POLICY_PATH}/", "raw_path": f"{POLICY_PATH}/".encode()}
         headers = dict(scope.get("headers") or [])
         if (
             scope.get("method") == "POST"
