@@ -17,6 +17,9 @@ def probe(
     interval: Annotated[float | None, typer.Option(help="Seconds between cycles.")] = None,
     pairs: Annotated[int | None, typer.Option(help="Twin pairs per attribute per cycle.")] = None,
     gap_sample: Annotated[int | None, typer.Option(help="Applicants for the income gap.")] = None,
+    control_pairs: Annotated[
+        int | None, typer.Option(help="Applicants sent twice, identical (the control).")
+    ] = None,
     attribute: Annotated[list[str] | None, typer.Option(help="Attribute to flip (repeat).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the probe population.")] = None,
     listen: Annotated[
@@ -26,6 +29,12 @@ def probe(
         Path | None, typer.Option("--config.file", exists=True, help="TOML file of settings.")
     ] = None,
     once: Annotated[bool, typer.Option(help="Run one cycle, print the audit, exit.")] = False,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log.level", help="debug, info, warning or error; debug adds one line per request."
+        ),
+    ] = "info",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="With --once: write JSON.")
     ] = None,
@@ -34,12 +43,12 @@ def probe(
     ] = None,
 ) -> None:
     """Counterfactual prober: twins differing only in a protected attribute, as probes."""
-    import logging
     import tomllib
 
     from monitoring.audit import markdown, print_audit, to_json
     from monitoring.client import DecisionClient
     from monitoring.config import ConfigError, config_from_mapping, env_mapping
+    from monitoring.cycle_log import LOG_LEVELS, configure_logging
     from monitoring.runner import probe_once, serve_forever
 
     raw: dict = tomllib.loads(config_file.read_text()) if config_file else {}
@@ -49,17 +58,21 @@ def probe(
         "interval_seconds": interval,
         "pairs": pairs,
         "gap_sample": gap_sample,
+        "control_pairs": control_pairs,
         "attributes": attribute,
         "seed": seed,
         "listen_address": listen,
     }
     raw |= {k: v for k, v in flags.items() if v is not None}
+    if log_level not in LOG_LEVELS:
+        fail(f"--log.level: expected one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
     try:
         config = config_from_mapping(raw)
     except ConfigError as error:
         fail(error)
+    # One line per cycle and per failure; httpx's per-request lines only at debug.
+    configure_logging(log_level)
     if not once:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         serve_forever(config)
         return
     client = DecisionClient(config.target, timeout=config.timeout_seconds)

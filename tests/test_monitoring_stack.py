@@ -8,6 +8,7 @@ exactly the live requests.
 import json
 import re
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -238,3 +239,47 @@ def test_two_servers_on_one_home_keep_their_own_counters(trained):
         assert _live_decisions(first) == 3
     finally:
         first.stop()
+
+
+CYCLE_LINE = re.compile(
+    r"INFO fairgate\.prober probe cycle (\d+) ok target=(\S+) decisions_sent=(\d+) "
+    r"duration=[\d.]+s worst_four_fifths=[\d.]+ \(\w+\) max_flip_rate=[\d.]+% \([^)]*\) "
+    r"control_flip_rate=([\d.]+)%(?: median_gap=\S+)?$"
+)
+
+
+def _log_lines(process: ProberProcess) -> list[str]:
+    return Path(process.log.name).read_text().splitlines()
+
+
+def test_the_sidecar_logs_one_line_per_cycle_and_no_request_lines(stack):
+    lines = _log_lines(stack["prober"])
+    cycles = [m for m in map(CYCLE_LINE.search, lines) if m]
+    assert len(cycles) >= 3, "\n".join(lines[-20:])
+    assert [int(m[1]) for m in cycles] == list(range(len(cycles)))
+    assert {m[2] for m in cycles} == {stack["service"].url}
+    # 200 pairs x 6 twins + 200 control applicants twice + at least the gap grid (2 x 20 x 16).
+    assert all(int(m[3]) >= 1200 + 400 + 640 for m in cycles)
+    assert {m[4] for m in cycles} == {"0.0"}
+    assert not any("HTTP Request" in line for line in lines)
+    # Besides the cycle lines, only the start-up line.
+    others = [line for line in lines if not CYCLE_LINE.search(line)]
+    assert len(others) <= 2, others
+
+
+def test_request_lines_appear_at_debug_level(stack):
+    prober = ProberProcess(
+        stack["service"].url, "--interval", "5", "--pairs", "20", "--gap-sample", "0",
+        "--log.level", "debug",
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            lines = _log_lines(prober)
+            if any(CYCLE_LINE.search(line) for line in lines):
+                break
+            time.sleep(0.3)
+    finally:
+        prober.stop()
+    assert any(CYCLE_LINE.search(line) for line in lines)
+    assert any("HTTP Request: POST" in line for line in lines)
