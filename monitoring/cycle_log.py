@@ -49,10 +49,10 @@ def cycle_line(result: CycleResult) -> str:
         )
     if result.control is not None:
         parts.append(f"control_flip_rate={rate(result.control.flip_rate)}")
-        if not result.control.reproducible:
-            parts.append("NOT REPRODUCIBLE: flip rates are not evidence of bias")
     if result.gap is not None:
         parts.append(f"median_gap={dollars(result.gap.median_dollars)}")
+    if result.control is not None and not result.control.reproducible:
+        parts.append("NOT REPRODUCIBLE: the flip rates and the gap are not evidence of bias")
     return " ".join(parts)
 
 

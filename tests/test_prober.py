@@ -19,6 +19,7 @@ from monitoring.audit import as_dict, control_warning, markdown, print_audit, to
 from monitoring.client import DecisionClient
 from monitoring.config import ConfigError, config_from_mapping
 from monitoring.counterfactual import AttributeResult, base_population
+from monitoring.cycle_log import cycle_line
 from monitoring.exporter import ProberMetrics
 from monitoring.figures import dollars, rate, ratio
 from monitoring.prober import CycleResult, ProbeSettings, run_cycle
@@ -229,6 +230,8 @@ def test_coin_toss_endpoint_is_not_reproducible_rather_than_biased(endpoint):
     assert document["control"]["reproducible"] is False
     assert document["control"]["pairs"] == 200
     assert "cannot be read as bias" in document["warning"]
+    line = cycle_line(result)
+    assert "control_flip_rate=" in line and line.endswith("are not evidence of bias")
 
 
 def test_decisions_sent_counts_everything_the_endpoint_received(endpoint):
