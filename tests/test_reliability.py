@@ -1,11 +1,15 @@
 """Every row of docs/reliability.md: a bad input, the status it gets and what the message says.
 
-Run in-process through BentoML's ASGI app (same middleware, validation and error handling
-as ``bentoml serve``); the live-server versions of the faults are in test_faults.py.
+The parametrized cases run in-process through BentoML's ASGI app (same middleware,
+validation and error handling as ``bentoml serve``) with hand-written expectations; the
+documented table and example are compared with a live ``bentoml serve``, cell by cell.
+The live-server versions of the faults are in test_faults.py.
 """
 
 import json
+import re
 
+import httpx
 import pytest
 
 from fairgate.schema import Applicant
@@ -104,3 +108,63 @@ def test_every_case_is_a_row_of_docs_reliability():
     for name, *_ in CASES:
         words = name.split(" (")[0]
         assert f"| {words}" in doc, f"docs/reliability.md has no row for {name!r}"
+
+
+DOC = REPO / "docs" / "reliability.md"
+VALIDATION_KEYS = {"type", "loc", "msg", "url"}  # pydantic's errors, passed on by BentoML
+GUARD_KEYS = {"type", "loc", "msg"}  # service/request_guard.py's 413 and 415
+
+
+def documented_rows() -> dict[str, list[str]]:
+    """The bad-input table: first cell -> [endpoint, status, type, loc, msg] (unquoted)."""
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[1].startswith("`/decide"):
+            rows[cells[0]] = [cells[1].strip("`"), cells[2], cells[3].strip("`"),
+                              cells[4].strip("`"), cells[5]]  # fmt: skip
+    return rows
+
+
+def row_for(case_name: str, rows: dict[str, list[str]]) -> list[str]:
+    words = case_name.split(" (")[0]
+    matches = [cells for name, cells in rows.items() if name.startswith(words)]
+    assert len(matches) == 1, f"{case_name!r}: {len(matches)} rows in {DOC.name}"
+    return matches[0]
+
+
+def test_every_table_row_is_a_case():
+    assert len(documented_rows()) == len(CASES)
+
+
+@pytest.mark.integration
+def test_every_documented_error_body_is_what_the_live_service_sends(live_service):
+    rows = documented_rows()
+    for name, path, raw, content_type, *_ in CASES:
+        endpoint, status, kind, loc, msg = row_for(name, rows)
+        response = httpx.post(
+            f"{live_service.url}{path}",
+            content=raw.encode(),
+            headers={"content-type": content_type},
+            timeout=30,
+        )
+        sent = response.json()
+        assert (endpoint, int(status)) == (path, response.status_code), name
+        assert sent.keys() == {"error", "detail"}, name
+        assert isinstance(sent["error"], str) and len(sent["detail"]) == 1, name
+        item = sent["detail"][0]
+        assert item.keys() == (GUARD_KEYS if response.status_code in (413, 415)
+                               else VALIDATION_KEYS), name  # fmt: skip
+        assert (item["type"], item["loc"], item["msg"]) == (kind, json.loads(loc), msg), name
+
+
+@pytest.mark.integration
+def test_the_documented_example_body_is_what_the_live_service_sends(live_service):
+    example = json.loads(re.search(r"```json\n(.*?)```", DOC.read_text(), re.S).group(1))
+    sent = httpx.post(f"{live_service.url}/decide", content=body(age=12),
+                      headers={"content-type": JSON}, timeout=30).json()  # fmt: skip
+    # pydantic's version is part of the url; the rest is compared as written.
+    version = re.compile(r"errors\.pydantic\.dev/[0-9.]+/")
+    for item in [*example["detail"], *sent["detail"]]:
+        item["url"] = version.sub("errors.pydantic.dev/VERSION/", item["url"])
+    assert sent == example
