@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh machine (what CI runs, via .ci/run).
+# Installs into the project virtual environment .venv (see scripts/venv.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+source scripts/venv.sh "[dev]"
 # The integration tests start a real Prometheus server and check rules with promtool.
 if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq prometheus >/dev/null
+  echo "installing Debian's prometheus (apt-get)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 fi
-python3 -m ruff check .
-python3 -m pytest "$@"
+python -m ruff check .
+python -m pytest "$@"
