@@ -56,6 +56,7 @@ def loadtest(
             LocustRun(host=running.url, users=users, run_time=run_time, spawn_rate=spawn_rate),
             out / "locust",
             html=out / "report.html",
+            progress=lambda line: typer.echo(f"  {line}"),
         )
     for row in stats.values():
         typer.echo(
@@ -75,17 +76,19 @@ def loadtest(
 def bench(
     duration: Annotated[int, typer.Option(min=3, help="Seconds per Locust run.")] = 20,
     users: Annotated[int, typer.Option(min=1, help="Locust users per run.")] = 20,
-    out: Annotated[Path, typer.Option(help="Locust CSVs and the naive model.")] = Path("bench-out"),
-    doc: Annotated[Path, typer.Option(help="Markdown file to update.")] = REPO
-    / "docs"
-    / "benchmarks.md",
+    out: Annotated[
+        Path, typer.Option(help="Results: Locust CSVs, benchmarks.md, the naive model.")
+    ] = Path("bench-out"),
+    update_doc: Annotated[
+        bool, typer.Option(help="Also rewrite the generated part of docs/benchmarks.md.")
+    ] = False,
 ) -> None:
-    """Floor vs /decide vs naive ThresholdOptimizer endpoint, in one run; updates the doc."""
-    from loadtests.bench import BenchConfig, run_bench, update_doc
+    """Floor vs /decide vs naive ThresholdOptimizer endpoint, in one run."""
+    from loadtests.bench import BenchConfig, run_bench, write_results
 
     section = run_bench(
         BenchConfig(duration_seconds=duration, users=users, out=out), log=typer.echo
     )
-    update_doc(doc, section)
     typer.echo(section)
-    typer.echo(f"updated {doc}")
+    for path in write_results(section, out, update_doc=update_doc):
+        typer.echo(f"wrote {path}")

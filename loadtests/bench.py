@@ -27,6 +27,7 @@ from training.pipeline import TrainConfig, run_training
 BENCHFILE = REPO / "loadtests" / "benchfile.py"
 BENCH_SERVICE = "loadtests.bench_service:BenchService"
 START, END = "<!-- fairgate bench: start -->", "<!-- fairgate bench: end -->"
+LOCUST_ROWS = 8  # the rows of the table below, each one Locust run
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,14 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
 
     def locust(key: str, label: str, url: str, user: str, *, rate: float = 0.0,
                per_request: int = 1) -> Row:  # fmt: skip
-        log(f"locust: {label}")
+        log(f"row {len(rows) + 1}/{LOCUST_ROWS} ({config.duration_seconds} s): {label}")
         env = {"FAIRGATE_LOAD_POOL": "2000", "FAIRGATE_LOAD_RATE": str(rate)}
         stats = run_locust(
             LocustRun(host=url, users=config.users, run_time=f"{config.duration_seconds}s",
                       spawn_rate=config.users, locustfile=BENCHFILE, user_classes=[user],
                       env=env),
             config.out / key,
+            progress=lambda line: log(f"  {line}"),
         )  # fmt: skip
         rows[key] = Row(label, stats["Aggregated"], per_request)
         return rows[key]
@@ -173,7 +175,22 @@ def render(config: BenchConfig, rows: dict[str, Row], probe_decisions: int,
     ])  # fmt: skip
 
 
-def update_doc(doc: Path, section: str) -> None:
+DOC = REPO / "docs" / "benchmarks.md"
+
+
+def write_results(section: str, out: Path, *, update_doc: bool = False) -> list[Path]:
+    """Write the section to ``out/benchmarks.md``; rewrite the committed docs/benchmarks.md
+    only when asked (``fairgate bench --update-doc``), so a plain run leaves the tree clean."""
+    out.mkdir(parents=True, exist_ok=True)
+    result = out / "benchmarks.md"
+    result.write_text(f"# Benchmarks (fairgate bench)\n\n{section}\n")
+    if not update_doc:
+        return [result]
+    _update_doc(DOC, section)
+    return [result, DOC]
+
+
+def _update_doc(doc: Path, section: str) -> None:
     """Replace the generated section of ``doc`` (or append it), keeping the rest."""
     text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     if START in text and END in text:

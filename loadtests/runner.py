@@ -1,11 +1,20 @@
-"""Run Locust headless as a subprocess and read its aggregated statistics."""
+"""Run Locust headless as a subprocess and read its aggregated statistics.
+
+While it runs, one progress line every ``PROGRESS_SECONDS`` (users, requests, failures,
+req/s, p95) from the last "Aggregated" row of Locust's own ``_stats_history.csv``: Locust
+appends a row every second and flushes the file every 5 s, so a line is at most about 5 s
+behind. In that row req/s is the current rate; requests, failures and p95 are totals so far.
+``--only-summary`` keeps Locust's own full-table printout off the terminal.
+"""
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +35,38 @@ class LocustRun:
     env: Mapping[str, str] | None = None
 
 
-def run_locust(run: LocustRun, out_prefix: Path, html: Path | None = None) -> dict[str, RunStats]:
-    """Run to completion; return every stats row keyed by name ("Aggregated": the total)."""
+PROGRESS_SECONDS = 5.0
+
+
+def progress_line(history: Path) -> str | None:
+    """``users 20  requests 1,234  failures 0  req/s 410.2  p95 9 ms`` from the last
+    Aggregated row of a Locust ``_stats_history.csv``; None before its first row."""
+    try:
+        with history.open(newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("Name") == "Aggregated"]
+    except OSError:
+        return None
+    for last in reversed(rows):  # the newest complete row (the file may end mid-row)
+        try:
+            requests, failures = int(last["Total Request Count"]), int(last["Total Failure Count"])
+            rate, p95 = float(last["Requests/s"]), last["95%"]
+        except (KeyError, TypeError, ValueError):
+            continue
+        return (
+            f"users {last['User Count']}  requests {requests:,}  failures {failures:,}  "
+            f"req/s {rate:,.1f}  p95 {p95 if p95 != 'N/A' else '-'} ms"
+        )
+    return None
+
+
+def run_locust(
+    run: LocustRun,
+    out_prefix: Path,
+    html: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, RunStats]:
+    """Run to completion; return every stats row keyed by name ("Aggregated": the total).
+    ``progress`` gets a live line at least every ``PROGRESS_SECONDS``."""
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "locust", "-f", str(run.locustfile), "--headless",
@@ -37,12 +76,25 @@ def run_locust(run: LocustRun, out_prefix: Path, html: Path | None = None) -> di
     ]  # fmt: skip
     if html is not None:
         command += ["--html", str(html)]
-    completed = subprocess.run(
-        command, cwd=REPO, env=os.environ | dict(run.env or {}),
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    history = Path(f"{out_prefix}_stats_history.csv")
+    history.unlink(missing_ok=True)  # a previous run's rows are not this run's progress
+    # Output to a file, not a pipe: nobody reads a pipe while waiting, and a full one blocks.
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=os.environ | dict(run.env or {}),
+            stdout=log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        while True:
+            try:
+                process.wait(timeout=PROGRESS_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if progress is not None:
+                    progress(progress_line(history) or "locust starting")
+        log.seek(0)
+        output = log.read()
     stats_file = Path(f"{out_prefix}_stats.csv")
     # Locust exits 1 when any request failed; that is for the SLO check to judge.
     if not stats_file.exists():
-        raise RuntimeError(f"locust wrote no statistics:\n{completed.stderr[-3000:]}")
+        raise RuntimeError(f"locust wrote no statistics:\n{output[-3000:]}")
     return read_stats(stats_file)

@@ -28,6 +28,10 @@ def tree_rss(pid: int) -> int:
     return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
 
 
+def _progress(line: str) -> None:
+    print(f"  {line}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=5.0)
@@ -37,7 +41,8 @@ def main() -> int:
     args = parser.parse_args()
     with running_server(workers=1) as server:
         capacity = run_locust(
-            LocustRun(host=server.url, users=args.users, run_time="15s"), args.out / "capacity"
+            LocustRun(host=server.url, users=args.users, run_time="15s"), args.out / "capacity",
+            progress=_progress,
         )["Aggregated"].rps
         rate = args.load * capacity / args.users
         print(f"capacity {capacity:.0f} tasks/s; soaking at {args.load:.0%} = "
@@ -55,7 +60,7 @@ def main() -> int:
         stats = run_locust(
             LocustRun(host=server.url, users=args.users, run_time=f"{int(args.minutes * 60)}s",
                       env={"FAIRGATE_LOAD_RATE": str(rate)}),
-            args.out / "soak", html=args.out / "soak.html",
+            args.out / "soak", html=args.out / "soak.html", progress=_progress,
         )["Aggregated"]  # fmt: skip
         done.set()
         sampler.join()

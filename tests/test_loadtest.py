@@ -1,6 +1,7 @@
 """Load tests: the request pool, the SLO check, and a 10-second headless Locust smoke run."""
 
 import math
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 
 from fairgate.schema import Applicant
 from loadtests.pool import build_pool
+from loadtests.runner import progress_line
 from loadtests.server_latency import quantile
 from loadtests.slo import RunStats, Slo, SloError, read_stats, slo_from_mapping, violations
 from tests.conftest import REPO
@@ -77,6 +79,32 @@ def test_slo_file_errors_are_reported_together():
     assert slo_from_mapping({"p99_ms": 20}).p99_ms == 20.0
 
 
+HISTORY_HEADER = (
+    "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,"
+    "99.9%,99.99%,100%,Total Request Count,Total Failure Count,Total Median Response Time,"
+    "Total Average Response Time,Total Min Response Time,Total Max Response Time,"
+    "Total Average Content Size\n"
+)
+
+
+def test_progress_line_reads_the_newest_complete_aggregated_row(tmp_path):
+    history = tmp_path / "x_stats_history.csv"
+    assert progress_line(history) is None  # Locust has not written it yet
+    history.write_text(HISTORY_HEADER)
+    assert progress_line(history) is None
+    history.write_text(
+        HISTORY_HEADER
+        + "1700000000,5,,Aggregated,0.000000,0.000000,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,"
+        "N/A,N/A,0,0,0,0.0,0,0,0.0\n"
+        + "1700000001,20,,Aggregated,412.300000,0.000000,4,5,6,6,8,9,11,13,20,25,31,"
+        "1234,2,4,4.8,1,31,410.0\n"
+        + "1700000002,20,,Aggregated,415.1"  # cut mid-row: Locust flushes every 5 s
+    )
+    assert progress_line(history) == (
+        "users 20  requests 1,234  failures 2  req/s 412.3  p95 9 ms"
+    )
+
+
 def _loadtest(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cli", "loadtest", *args],
@@ -91,6 +119,9 @@ def test_ten_second_headless_smoke_run_meets_the_shipped_slos(live_service, tmp_
                        "--out", str(out))  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all SLOs met" in result.stdout
+    live = re.findall(r"^  users \d+  requests [\d,]+  failures \d+  req/s [\d.,]+  p95 ",
+                      result.stdout, re.M)  # fmt: skip
+    assert live, result.stdout  # a line every 5 s of the 10 s run
     stats = read_stats(out / "locust_stats.csv")
     assert {"/decide", "/decide_batch", "/decide_batch (probe pair)"} <= stats.keys()
     assert stats["Aggregated"].failures == 0 and stats["Aggregated"].requests > 100
@@ -114,3 +145,21 @@ def test_server_side_quantile_matches_prometheus_histogram_quantile():
     assert quantile(before, after, 0.99) == pytest.approx(0.46)
     assert quantile(before, after, 0.5) == pytest.approx(0.01 * 50 / 90)
     assert math.isnan(quantile(after, after, 0.99))
+
+
+def test_bench_results_go_to_the_output_dir_and_the_doc_only_when_asked(tmp_path, monkeypatch):
+    import loadtests.bench as bench
+
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nintro\n\n<!-- fairgate bench: start -->\nold\n"
+                   "<!-- fairgate bench: end -->\n\nafter\n")  # fmt: skip
+    monkeypatch.setattr(bench, "DOC", doc)
+    section = "<!-- fairgate bench: start -->\nnew\n<!-- fairgate bench: end -->"
+    written = bench.write_results(section, tmp_path / "out")
+    assert written == [tmp_path / "out" / "benchmarks.md"]
+    assert "new" in written[0].read_text() and "\nold\n" in doc.read_text()
+    assert bench.write_results(section, tmp_path / "out", update_doc=True)[1] == doc
+    assert doc.read_text() == (
+        "# Benchmarks\n\nintro\n\n<!-- fairgate bench: start -->\nnew\n"
+        "<!-- fairgate bench: end -->\n\nafter\n"
+    )
