@@ -80,7 +80,7 @@ def probe(
     if result is None:
         fail(f"probing {config.target} failed (see log above)", code=1)
     print_audit(result, Console())
-    if json_out:
-        json_out.write_text(to_json(result))
-    if markdown_out:
-        markdown_out.write_text(markdown(result))
+    for path, text in ((json_out, to_json), (markdown_out, markdown)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)  # e.g. reports/, as documented
+            path.write_text(text(result))
