@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -81,24 +82,40 @@ def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
                 *("approve" if row[v] else "deny" for v in values),
             )
         console.print(table)
+        # Layout for an 80-column terminal: short lines and a table, nothing that wraps.
         rates = ", ".join(f"{v} {r:.1%}" for v, r in attribute.approval_rate.items())
-        console.print(f"approval: {rates}; four-fifths ratio {ratio(attribute.approval_ratio)}")
-        for p in attribute.pairs:
-            console.print(
-                f"  {p.group_a} vs {p.group_b}: flip rate {rate(p.flip_rate)} "
-                f"(favours {p.group_a} {rate(p.favours_a_rate)}, "
-                f"{p.group_b} {rate(p.favours_b_rate)}), "
-                f"mean score difference {p.mean_score_difference:+.3f}"
-            )
+        console.print(f"approval: {rates}")
+        console.print(f"four-fifths ratio {ratio(attribute.approval_ratio)}")
+        if attribute.pairs:
+            pairs = Table(box=box.SIMPLE, pad_edge=False)
+            for name in ("twins", "flip rate", "favours first", "favours second", "score diff"):
+                pairs.add_column(name, justify="left" if name == "twins" else "right")
+            for p in attribute.pairs:
+                pairs.add_row(
+                    f"{p.group_a} vs {p.group_b}",
+                    rate(p.flip_rate),
+                    f"{p.group_a} {rate(p.favours_a_rate)}",
+                    f"{p.group_b} {rate(p.favours_b_rate)}",
+                    f"{p.mean_score_difference:+.3f}",
+                )
+            console.print(pairs)
     if result.gap is not None:
         g = result.gap
         console.print(
-            f"income gap ({g.group_a} minus {g.group_b}), {g.measured} of {g.sampled} "
-            f"applicants: median {dollars(g.median_dollars)}, 90th percentile "
-            f"{dollars(g.p90_dollars)}; non-monotone {g.non_monotone}, never approved "
-            f"{g.never_approved}"
+            f"income gap ({g.group_a} minus {g.group_b}), {g.measured} of {g.sampled} applicants:"
         )
-    console.print(control_summary(result))
+        console.print(
+            f"  median {dollars(g.median_dollars)}, 90th percentile {dollars(g.p90_dollars)}"
+        )
+        console.print(f"  non-monotone {g.non_monotone}, never approved {g.never_approved}")
+    c = result.control
+    if c is None:
+        console.print("control: not run")
+    else:
+        console.print(
+            f"control: {c.flips} of {c.pairs} identical applicants sent twice decided differently"
+        )
+        console.print(f"  control flip rate {rate(c.flip_rate)}")
     if warning:
         console.print(f"[bold red]{warning}[/bold red]")
     console.print(
