@@ -15,7 +15,10 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if [ ! -x .venv/bin/python ]; then
+# A .venv without a working pip (e.g. left by a venv attempt before python3-venv was
+# installed) is made again.
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  rm -rf .venv
   echo "creating .venv with $("$PYTHON" --version 2>&1)" >&2
   if ! "$PYTHON" -m venv .venv >/dev/null 2>&1; then
     # Debian and Ubuntu ship the venv module separately, in python3-venv.
