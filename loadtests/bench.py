@@ -148,9 +148,9 @@ def render(config: BenchConfig, rows: dict[str, Row], probe_decisions: int,
         f">= 20,000: {verdict(batch.decisions_per_second >= 20_000)}).",
         f"- 2 workers against 1: {two.stats.rps / decide.stats.rps:.2f} x the throughput "
         f"({two.stats.rps:,.0f} against {decide.stats.rps:,.0f} req/s).",
-        f"- prober: one cycle (1,000 base applicants, gender + age band, {probe_decisions:,} "
-        f"twin decisions, income gap on 100) in {cycle_seconds:.2f} s = "
-        f"{probe_decisions / cycle_seconds:,.0f} twin decisions/s.",
+        f"- prober: one cycle (1,000 base applicants, gender + age band, income gap on 100) "
+        f"sent {probe_decisions:,} decisions (twins, control and gap search) in "
+        f"{cycle_seconds:.2f} s = {probe_decisions / cycle_seconds:,.0f} decisions/s.",
     ]
     return "\n".join([
         START,
