@@ -6,7 +6,9 @@ or a response typed by hand:
 
 - ``api-example``: docs/examples/api.md (``python scripts/api_example.py``);
 - ``example-book``: the columns of examples/loan_book.csv (``python scripts/example_book.py``);
-- ``bench-limits``: the figures of docs/benchmarks.md (``fairgate bench --update-doc``).
+- ``bench-limits``: the figures of docs/benchmarks.md (``fairgate bench --update-doc``);
+- ``tradeoff``: the part of docs/tradeoff.md under "## In the README" (the commands, the table
+  per policy mode and the sentences quoting it; ``python scripts/tradeoff.py``).
 
 ``python scripts/readme.py`` rewrites README.md; ``--check`` exits 1 if it is out of date
 (tests/test_docs.py runs that).
@@ -56,10 +58,19 @@ def bench_limits() -> str:
     )
 
 
+def tradeoff() -> str:
+    text = (REPO / "docs" / "tradeoff.md").read_text()
+    found = re.search(r"^## In the README\n\n(.*?)\n+^## ", text, re.S | re.M)
+    if found is None:
+        raise SystemExit("docs/tradeoff.md: no '## In the README' section")
+    return found.group(1)
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "api-example": api_example,
     "example-book": example_book,
     "bench-limits": bench_limits,
+    "tradeoff": tradeoff,
 }
 
 
