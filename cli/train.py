@@ -50,8 +50,11 @@ def train(
     ] = "accuracy_score",
     attribute: Annotated[
         list[str],
-        typer.Option(help="Protected attribute(s) to set thresholds per group of (repeatable)."),
-    ] = ["gender"],  # noqa: B006
+        typer.Option(
+            help="Protected attribute(s) to set thresholds per group of (repeatable); "
+            "default: the contract's [groups] policy."
+        ),
+    ] = [],  # noqa: B006
     unseen_rule: Annotated[
         str, typer.Option(help="Rule for groups unseen at fit: most-lenient, pooled.")
     ] = "most-lenient",
@@ -60,18 +63,31 @@ def train(
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="Your own CSV/Parquet loan book."),
     ] = None,
-    label_column: Annotated[str, typer.Option(help="0/1 label column in --data.")] = "approved",
+    contract: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="The book's data contract (TOML; draft one with `fairgate init`). "
+            "Default: the built-in synthetic book's.",
+        ),
+    ] = None,
     map_: Annotated[list[str], typer.Option("--map", help="FILE_COLUMN=FIELD, repeatable.")] = [],  # noqa: B006
     reports: Annotated[Path, typer.Option(help="Where the audit report goes.")] = Path("reports"),
     name: Annotated[str, typer.Option(help="Model name in the BentoML store.")] = "fairgate-loan",
 ) -> None:
-    """Train on the synthetic default (or --data), audit, mitigate, save to the model store.
+    """Train on the synthetic default (or --data FILE --contract FILE), audit, mitigate, save.
+
+    --data is checked against the contract first and every bad column and value is reported
+    at once. The contract is stored with the model: the service builds its request model from it.
 
     With FAIRGATE_ARTIFACT_KEY set, the stored model is signed (HMAC-SHA256 of its checksums);
     a service started with the same key refuses unsigned or mis-signed models.
     """
+    from fairgate.contract import ContractError
     from service.config import ConfigError, artifact_key_from
-    from training.loan_book import BiasConfig, LoanBookError
+    from training.book_check import BookCheckError
+    from training.loan_book import BiasConfig
     from training.pipeline import TrainConfig, run_training
 
     try:
@@ -92,7 +108,7 @@ def train(
             unseen_rule=unseen_rule,
             bootstrap=bootstrap,
             data=data,  # type: ignore[arg-type]
-            label_column=label_column,
+            contract=contract,
             column_map=_parse_map(map_),
             reports_dir=reports,
             model_name=name,
@@ -110,7 +126,7 @@ def train(
                 progress.update(task, description=label, advance=1)
 
             result = run_training(config, step, artifact_key=artifact_key)
-    except (ValueError, LoanBookError) as error:
+    except (ValueError, BookCheckError, ContractError) as error:
         fail(error)
     tradeoff = result.metrics["tradeoff"]
     typer.echo(f"saved {result.tag}")

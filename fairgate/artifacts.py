@@ -1,8 +1,11 @@
 """Versioned artifacts in the BentoML model store, verified at load (saving is training's:
 ``training/save_model.py``).
 
-Serving needs only ``scorer.npz`` (numpy arrays, read without pickle) and one policy file:
-``policy.json`` (the deterministic ``mitigated`` policy) or ``policy_randomized.json``. The
+Serving needs only ``scorer.npz`` (numpy arrays, read without pickle), one policy file:
+``policy.json`` (the deterministic ``mitigated`` policy) or ``policy_randomized.json``, the
+loan book's contract (``contract.toml``, from which the request model, the features and the
+group keys are derived) and ``synthesis.json`` (field summaries the prober and the load tests
+synthesize applicants from; no training row). The
 scikit-learn model is kept too (``sklearn_model.joblib``) for offline analysis; the service
 never unpickles it.
 
@@ -18,14 +21,15 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
 import bentoml
 from bentoml.exceptions import NotFound
 
-from fairgate.features import FeatureSpec
+from fairgate.contract import Contract, ContractError, parse_contract
+from fairgate.contract_features import ContractFeatures
 from fairgate.policy import POLICY_MODES, ThresholdPolicy
 from fairgate.scorer import Scorer, load_scorer
 
@@ -35,11 +39,15 @@ POLICY_FILE: Final[str] = "policy.json"
 RANDOMIZED_POLICY_FILE: Final[str] = "policy_randomized.json"
 METADATA_FILE: Final[str] = "metadata.json"
 SKLEARN_FILE: Final[str] = "sklearn_model.joblib"
+CONTRACT_FILE: Final[str] = "contract.toml"
+SYNTHESIS_FILE: Final[str] = "synthesis.json"
 SERVING_FILES: Final[tuple[str, ...]] = (
     SCORER_FILE,
     POLICY_FILE,
     RANDOMIZED_POLICY_FILE,
     METADATA_FILE,
+    CONTRACT_FILE,
+    SYNTHESIS_FILE,
 )
 NO_MODEL: Final[str] = (
     "no model {tag!r} in the BentoML model store ({store}); train one with `fairgate train`"
@@ -61,8 +69,14 @@ class ServingBundle:
     tag: str
     scorer: Scorer
     policy: ThresholdPolicy
-    spec: FeatureSpec
-    metadata: dict[str, Any]
+    features: ContractFeatures  # its ``contract`` is the served loan book's
+    metadata: dict[str, Any] = field(default_factory=dict)
+    synthesis: dict[str, Any] = field(default_factory=dict)
+    contract_text: str = ""
+
+    @property
+    def contract(self) -> Contract:
+        return self.features.contract
 
     def unmitigated(self) -> ServingBundle:
         """The same model with one 0.5 threshold for all groups (the pre-mitigation baseline)."""
@@ -149,12 +163,23 @@ def load_serving_bundle(
         policy_file = RANDOMIZED_POLICY_FILE if policy_mode == "randomized" else POLICY_FILE
         policy = ThresholdPolicy.from_dict(json.loads((root / policy_file).read_text()))
         scorer = load_scorer(root / SCORER_FILE)
+        contract_text = (root / CONTRACT_FILE).read_text(encoding="utf-8")
+        contract = parse_contract(contract_text)
+        synthesis = json.loads((root / SYNTHESIS_FILE).read_text())
+    except ContractError as error:
+        raise ArtifactError(f"{model.tag}: its contract no longer loads: {error}") from error
     except (ValueError, KeyError, OSError) as error:
         raise ArtifactError(f"{model.tag}: unreadable artifact: {error}") from error
-    spec = FeatureSpec(include_sensitive=bool(metadata["include_sensitive"]))
-    if list(spec.names) != metadata["feature_names"]:
-        raise ArtifactError(f"{model.tag}: feature names differ from this code's feature builder")
+    features = ContractFeatures(contract, include_sensitive=bool(metadata["include_sensitive"]))
+    if list(features.names) != metadata["feature_names"]:
+        raise ArtifactError(f"{model.tag}: feature names differ from its contract's features")
     bundle = ServingBundle(
-        tag=str(model.tag), scorer=scorer, policy=policy, spec=spec, metadata=metadata
+        tag=str(model.tag),
+        scorer=scorer,
+        policy=policy,
+        features=features,
+        metadata=metadata,
+        synthesis=synthesis,
+        contract_text=contract_text,
     )
     return bundle.unmitigated() if policy_mode == "unmitigated" else bundle

@@ -318,6 +318,12 @@ def contract_from_mapping(raw: Mapping[str, Any]) -> Contract:
     return contract
 
 
+def contract_to_mapping(contract: Contract) -> dict[str, Any]:
+    """The contract as plain JSON-ready data (``contract_from_mapping`` rebuilds it): what
+    ``GET /policy`` shows and the prober reads."""
+    return contract.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 def parse_contract(text: str) -> Contract:
     """Parse TOML text into a contract; a TOML syntax error is a ``ContractError`` too."""
     try:

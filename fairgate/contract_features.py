@@ -9,8 +9,10 @@ hand-written builder costs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
+from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
@@ -132,3 +134,26 @@ def group_keys(
     for name in attributes[1:]:
         keys = keys + contract.groups.separator + attribute_column(contract, name, columns)
     return np.asarray(keys, dtype=object)
+
+
+class RequestColumns:
+    """Validated requests (pydantic models of ``request_model(contract)``) -> column table.
+
+    Numeric fields become float64 columns, the others object columns; the same mapping the
+    feature builder, the group keys and the draw read. One 2-D object table sliced into
+    columns: a getattr per field per request cost ~6x more on the batch path.
+    """
+
+    def __init__(self, contract: Contract) -> None:
+        self.names = contract.field_names
+        self._row = itemgetter(*self.names)
+        self._numeric = frozenset(i for i, f in enumerate(contract.fields) if f.numeric)
+
+    def __call__(self, requests: Sequence[Any]) -> dict[str, np.ndarray]:
+        width = len(self.names)
+        table = np.array([self._row(r.__dict__) for r in requests], dtype=object)
+        table = table.reshape(len(requests), width)
+        return {
+            name: table[:, i].astype(np.float64) if i in self._numeric else table[:, i]
+            for i, name in enumerate(self.names)
+        }

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from fairgate.artifacts import ServingBundle
-from fairgate.draw import DrawKey
-from fairgate.features import columns_from_applicants
-from fairgate.schema import Applicant, group_keys
+from fairgate.contract_features import RequestColumns, group_keys
+from fairgate.draw import DrawKey, draw_fields
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,10 @@ class Decider:
         if bundle.policy.randomized and draw_key is None:
             raise ValueError("the randomized policy needs a draw key (FAIRGATE_DRAW_KEY)")
         self.bundle = bundle
+        self.contract = bundle.contract
         self.policy = bundle.policy
+        self.columns = RequestColumns(bundle.contract)
+        self.draw_fields = draw_fields(bundle.contract)
         # Only a randomized policy draws; a deterministic one never computes a MAC.
         self.draw_key = draw_key if bundle.policy.randomized else None
         self.rule_names = [self.policy.rule_name(i) for i in range(len(self.policy.rules) + 1)]
@@ -41,11 +44,12 @@ class Decider:
         ]
         self.rule_texts = described
 
-    def decide(self, applicants: Sequence[Applicant]) -> Decisions:
-        columns = columns_from_applicants(applicants)
-        scores = self.bundle.scorer.score(self.bundle.spec.build(columns))
-        groups = group_keys(columns, self.policy.attributes)
-        draws = None if self.draw_key is None else self.draw_key.draws(columns)
+    def decide(self, applicants: Sequence[Any]) -> Decisions:
+        """Decide validated requests (instances of ``request_model(bundle.contract)``)."""
+        columns = self.columns(applicants)
+        scores = self.bundle.scorer.score(self.bundle.features.build(columns))
+        groups = group_keys(self.contract, columns, self.policy.attributes)
+        draws = None if self.draw_key is None else self.draw_key.draws(columns, self.draw_fields)
         approved, probability, index = self.policy.decide(scores, groups, draws)
         return Decisions(
             approved=approved,

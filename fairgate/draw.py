@@ -17,28 +17,26 @@ from typing import Final
 
 import numpy as np
 
-from fairgate.schema import APPLICANT_FIELDS, PROTECTED_FIELDS
+from fairgate.contract import Contract
 
-ID_FIELD: Final[str] = "application_id"
 MIN_KEY_BYTES: Final[int] = 16
 _TWO_64: Final[float] = float(2**64)
 
 
-def draw_fields() -> tuple[str, ...]:
-    """The applicant fields that feed the draw, in encoding order (the one place this is
-    decided): every field but the application id and the protected attributes."""
-    excluded = {ID_FIELD, *PROTECTED_FIELDS}
-    return tuple(name for name in APPLICANT_FIELDS if name not in excluded)
+def draw_fields(contract: Contract) -> tuple[str, ...]:
+    """The fields that feed the draw, in encoding order (the one place this is decided):
+    every field of the contract but the application id and the protected attributes' fields."""
+    excluded = {contract.id_field.name, *(p.field for p in contract.protected)}
+    return tuple(name for name in contract.field_names if name not in excluded)
 
 
-def encode_rows(columns: Mapping[str, np.ndarray]) -> list[bytes]:
-    """One canonical byte string per applicant: the numeric draw fields (``draw_fields()``
+def encode_rows(columns: Mapping[str, np.ndarray], fields: tuple[str, ...]) -> list[bytes]:
+    """One canonical byte string per applicant: the numeric draw fields (``fields``
     order) as IEEE-754 big-endian float64 (so 34 and 34.0 are the same applicant, and -0.0
     is 0.0), then each text field as a 2-byte big-endian length and its UTF-8 bytes.
 
     Built column-wise with numpy: a per-row ``json.dumps`` cost ~5 us an applicant.
     """
-    fields = draw_fields()
     n = len(columns[fields[0]])
     numeric, texts = [], []
     for name in fields:
@@ -79,7 +77,7 @@ class DrawKey:
         outer.update(inner.digest())
         return outer.digest()
 
-    def draws(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """First 8 bytes of each MAC, big-endian, divided by 2**64."""
-        digests = b"".join(self.mac(row)[:8] for row in encode_rows(columns))
+    def draws(self, columns: Mapping[str, np.ndarray], fields: tuple[str, ...]) -> np.ndarray:
+        """First 8 bytes of each MAC over ``encode_rows(columns, fields)``, big-endian, / 2**64."""
+        digests = b"".join(self.mac(row)[:8] for row in encode_rows(columns, fields))
         return np.frombuffer(digests, dtype=">u8") / _TWO_64

@@ -257,6 +257,24 @@ class ThresholdPolicy:
             return probability >= 1.0, probability, index
         return draws < probability, probability, index
 
+    def boundary_distance(
+        self, scores: np.ndarray, groups: Sequence[str] | np.ndarray
+    ) -> np.ndarray:
+        """Distance of each score to the nearest threshold of its group's rule that matters.
+
+        A threshold matters when its term has weight (``p0``/``p1`` > 0) and it is finite;
+        a rule with none (always or never approve) is infinitely far. The prober and the
+        recorded boundary population use it to tell applicants near a decision from the rest.
+        """
+        index = self.group_index(groups)
+        t = self._table
+        near = np.full(len(index), np.inf)
+        for p, threshold in (("p0", "threshold0"), ("p1", "threshold1")):
+            live = (t[p][index] > 0) & np.isfinite(t[threshold][index])
+            gap = np.abs(np.asarray(scores, dtype=np.float64) - t[threshold][index])
+            near = np.where(live, np.minimum(near, gap), near)
+        return near
+
     def rule_name(self, index: int) -> str:
         groups = list(self._groups)
         return groups[index] if index < len(groups) else f"unseen:{self.unseen_rule}"

@@ -1,123 +1,49 @@
-"""The one applicant schema, used by training, the service, the prober and the load tests.
+"""The built-in synthetic book's applicant, derived from its contract.
 
-Validation is strict on purpose: a lending decision must never be made on a value that
-was silently coerced (a number sent as a string, NaN, a negative income).
+There is one applicant schema: the contract's (``fairgate/contracts/synthetic.toml`` for the
+default book). Everything here is computed from that contract, for the synthetic generator,
+the examples and the tests; a deployable derives its request model from the contract of the
+model it serves (``fairgate.contract_request.request_model``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Annotated, Final, Literal, get_args
+from collections.abc import Mapping
+from typing import Final
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Gender = Literal["female", "male", "nonbinary", "undisclosed"]
-EmploymentType = Literal["salaried", "self_employed", "contract", "unemployed", "retired"]
+from fairgate.contract import Contract, builtin_contract
+from fairgate.contract_features import ContractFeatures, RequestColumns, attribute_column
+from fairgate.contract_features import group_keys as contract_group_keys
+from fairgate.contract_request import request_model
 
-GENDERS: Final[tuple[str, ...]] = get_args(Gender)
-EMPLOYMENT_TYPES: Final[tuple[str, ...]] = get_args(EmploymentType)
-
-# Upper edges (exclusive) of the age bands; the last band is open-ended.
-AGE_BAND_EDGES: Final[tuple[int, ...]] = (30, 50, 65)
-AGE_BANDS: Final[tuple[str, ...]] = ("18-29", "30-49", "50-64", "65+")
-# A representative age inside each band, used when the prober flips an applicant's band.
-AGE_BAND_REPRESENTATIVE: Final[dict[str, int]] = {
-    "18-29": 25,
-    "30-49": 40,
-    "50-64": 57,
-    "65+": 70,
-}
-
-# Protected attributes an applicant can be grouped by. Adding one means adding a
-# column function here; policy, audit and prober pick it up by name.
-SENSITIVE_ATTRIBUTES: Final[tuple[str, ...]] = ("gender", "age_band")
-# The raw applicant fields those attributes are read from (age_band comes from age).
-PROTECTED_FIELDS: Final[tuple[str, ...]] = ("gender", "age")
-GROUP_SEPARATOR: Final[str] = "&"
 MAX_BATCH: Final[int] = 1000
 
-ApplicationId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"),
-]
-
-
-class Applicant(BaseModel):
-    """One loan application as a loan officer would read it."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        allow_inf_nan=False,
-        frozen=True,
-        # "example" (singular): BentoML's OpenAPI 3.0 Schema rejects "examples".
-        json_schema_extra={
-            "example": {
-                "application_id": "APP-000001",
-                "annual_income": 52000.0,
-                "age": 34,
-                "gender": "female",
-                "employment_type": "salaried",
-                "employment_years": 6.0,
-                "weekly_hours": 38.0,
-                "loan_amount": 15000.0,
-                "loan_term_months": 36,
-                "monthly_debt_payments": 450.0,
-                "credit_history_years": 9.0,
-                "delinquencies_2y": 0,
-            }
-        },
-    )
-
-    application_id: ApplicationId = Field(
-        description="Caller's id for the application; the same id always gets the same decision."
-    )
-    annual_income: float = Field(ge=0, le=10_000_000, description="Gross annual income, dollars.")
-    age: int = Field(ge=18, le=100, description="Age in whole years.")
-    gender: Gender = Field(description="Protected attribute; not a model feature by default.")
-    employment_type: EmploymentType
-    employment_years: float = Field(ge=0, le=60, description="Years with the current employer.")
-    weekly_hours: float = Field(ge=0, le=100, description="Usual hours worked per week.")
-    # ge=1, not gt=0: BentoML publishes OpenAPI 3.0, where a numeric exclusiveMinimum is invalid.
-    loan_amount: float = Field(ge=1, le=5_000_000, description="Requested principal, dollars.")
-    loan_term_months: int = Field(ge=6, le=480)
-    monthly_debt_payments: float = Field(ge=0, le=1_000_000, description="Existing debt service.")
-    credit_history_years: float = Field(ge=0, le=80)
-    delinquencies_2y: int = Field(ge=0, le=100, description="Delinquencies in the last 2 years.")
-
-
-# Field order of the raw record; generator tables and CSV loaders use the same names.
-APPLICANT_FIELDS: Final[tuple[str, ...]] = tuple(Applicant.model_fields)
-NUMERIC_FIELDS: Final[tuple[str, ...]] = tuple(
-    name for name, info in Applicant.model_fields.items() if info.annotation in (int, float)
-)
+SYNTHETIC_CONTRACT: Final[Contract] = builtin_contract()
+Applicant = request_model(SYNTHETIC_CONTRACT)
+APPLICANT_FIELDS: Final[tuple[str, ...]] = SYNTHETIC_CONTRACT.field_names
+_AGE_BAND = SYNTHETIC_CONTRACT.attribute("age_band")
+AGE_BANDS: Final[tuple[str, ...]] = _AGE_BAND.labels or ()
+AGE_BAND_REPRESENTATIVE: Final[dict[str, int]] = {
+    label: int(value)
+    for label, value in zip(AGE_BANDS, _AGE_BAND.representatives or (), strict=True)
+}
 
 
 def age_band(age: np.ndarray) -> np.ndarray:
-    """Map ages to band labels, e.g. ``age_band(np.array([25, 70]))`` -> ``['18-29', '65+']``."""
-    index = np.searchsorted(np.asarray(AGE_BAND_EDGES), np.asarray(age), side="right")
-    return np.asarray(AGE_BANDS, dtype=object)[index]
-
-
-# How each protected attribute is read off an applicant table; adding an attribute is
-# adding an entry here and to SENSITIVE_ATTRIBUTES.
-_ATTRIBUTE_COLUMN: Final[dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]]] = {
-    "gender": lambda columns: np.asarray(columns["gender"], dtype=object),
-    "age_band": lambda columns: age_band(columns["age"]),
-}
+    """Band labels of ages, e.g. ``age_band(np.array([25, 70]))`` -> ``['18-29', '65+']``."""
+    return attribute_column(SYNTHETIC_CONTRACT, "age_band", {"age": np.asarray(age)})
 
 
 def group_keys(columns: Mapping[str, np.ndarray], attributes: tuple[str, ...]) -> np.ndarray:
-    """One group label per applicant, joining several attributes for intersectional groups.
+    """Group labels under the synthetic contract, e.g. ``'female&30-49'``."""
+    return contract_group_keys(SYNTHETIC_CONTRACT, columns, attributes)
 
-    >>> group_keys({"gender": np.array(["female"]), "age": np.array([40])}, ("gender", "age_band"))
-    array(['female&30-49'], dtype=object)
-    """
-    unknown = [a for a in attributes if a not in SENSITIVE_ATTRIBUTES]
-    if unknown:
-        raise ValueError(f"unknown sensitive attribute(s) {unknown}; known: {SENSITIVE_ATTRIBUTES}")
-    keys = _ATTRIBUTE_COLUMN[attributes[0]](columns)
-    for name in attributes[1:]:
-        keys = keys + GROUP_SEPARATOR + _ATTRIBUTE_COLUMN[name](columns)
-    return np.asarray(keys, dtype=object)
+
+def synthetic_features(*, include_sensitive: bool = False) -> ContractFeatures:
+    """The synthetic contract's feature builder (``include_sensitive``: the naive model's)."""
+    return ContractFeatures(SYNTHETIC_CONTRACT, include_sensitive=include_sensitive)
+
+
+columns_from_applicants = RequestColumns(SYNTHETIC_CONTRACT)

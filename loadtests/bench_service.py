@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from fairgate.features import FeatureSpec, columns_from_applicants
-from fairgate.schema import Applicant, group_keys
+from fairgate.schema import Applicant, columns_from_applicants, group_keys, synthetic_features
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS
 
@@ -49,7 +48,7 @@ class BenchService:
     def __init__(self) -> None:
         path = os.environ.get("FAIRGATE_NAIVE_MODEL")
         self.optimizer = joblib.load(path) if path else None
-        self.spec = FeatureSpec(include_sensitive=True)
+        self.spec = synthetic_features(include_sensitive=True)
         self.counter = 0
         tune_gc(os.environ.get("FAIRGATE_GC", "default"))
 

@@ -37,3 +37,12 @@ class PolicyView(BaseModel):
     policy_mode: Literal["mitigated", "randomized", "unmitigated"]
     policy: dict[str, Any]
     training: dict[str, Any]
+    contract: dict[str, Any] = Field(
+        description="The loan book's data contract (fields, label, protected attributes, "
+        "features); fairgate.contract.contract_from_mapping rebuilds it."
+    )
+    contract_toml: str = Field(description="The contract file as given to training.")
+    synthesis: dict[str, Any] = Field(
+        description="Per-field summaries (quantiles, frequencies, rank correlations) the "
+        "prober and load tests synthesize applicants from; no training row."
+    )

@@ -18,9 +18,8 @@ import pandas as pd
 from fairgate.artifacts import ServingBundle
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
-from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_applicants
-from fairgate.schema import group_keys
+from fairgate.schema import group_keys, synthetic_features
 from training.pipeline import TrainConfig, TrainResult, run_training
 
 
@@ -36,11 +35,9 @@ def timings(fn: Callable[[int], object], repeats: int) -> np.ndarray:
 def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, float]]:
     """(path, p50 us, p99 us) for fairgate (mitigated, the default, and randomized) and
     ThresholdOptimizer.predict, single and 1,000."""
-    spec = FeatureSpec(include_sensitive=result.config.include_sensitive)
+    spec = synthetic_features(include_sensitive=result.config.include_sensitive)
     decider = Decider(
-        ServingBundle(
-            tag="bench", scorer=result.scorer, policy=result.policy, spec=spec, metadata={}
-        )
+        ServingBundle(tag="bench", scorer=result.scorer, policy=result.policy, features=spec)
     )
     columns = generate_applicants(1000, seed=99)
     applicants = to_applicants(columns)
@@ -49,9 +46,7 @@ def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, 
     ]
     # The randomized mode adds one HMAC per application (the keyed draw).
     randomized = Decider(
-        ServingBundle(
-            tag="bench", scorer=result.scorer, policy=result.randomized, spec=spec, metadata={}
-        ),
+        ServingBundle(tag="bench", scorer=result.scorer, policy=result.randomized, features=spec),
         DrawKey(b"benchmark-draw-key-0123456789"),
     )
     groups = group_keys(columns, ("gender",))

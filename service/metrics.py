@@ -32,17 +32,17 @@ def create_metrics() -> ServiceMetrics:
         decisions=Counter(
             "fairgate_decisions_total",
             "Live-traffic decisions by policy group and outcome (probes excluded).",
-            ["group", "outcome"],
+            ["attribute", "group", "outcome"],
         ),
         probe_decisions=Counter(
             "fairgate_probe_decisions_total",
             "Decisions on requests marked as probes.",
-            ["group", "outcome"],
+            ["attribute", "group", "outcome"],
         ),
         unseen_groups=Counter(
             "fairgate_unseen_group_decisions_total",
             "Decisions for groups unseen at training, decided by the fallback rule.",
-            ["group", "traffic"],
+            ["attribute", "group", "traffic"],
         ),
         score=Histogram(
             "fairgate_score",

@@ -23,14 +23,21 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from fairgate.artifacts import ArtifactError, load_serving_bundle, resolve_tag
+from fairgate.contract import contract_to_mapping
+from fairgate.contract_request import request_model
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
-from fairgate.schema import MAX_BATCH, Applicant
+from fairgate.schema import MAX_BATCH
 from service.api_models import PROBE_HEADER, BatchDecision, Decision, PolicyView
 from service.config import DEFAULT_MAX_BODY_BYTES, ConfigError, ServiceConfig, service_config
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
 from service.request_guard import RequestGuard
+from service.served_contract import served_contract
+
+# The request model is the served model's contract's (see service/served_contract.py).
+CONTRACT = served_contract(os.environ)
+Applicant = request_model(CONTRACT)
 
 _state: dict[str, PolicyView] = {}
 _config: dict[str, ServiceConfig] = {}
@@ -118,6 +125,11 @@ class DecisionService:
         config = service_config(os.environ)
         _config["worker"] = config
         bundle = load_serving_bundle(config.model, config.policy, artifact_key=config.artifact_key)
+        if bundle.contract != CONTRACT:
+            raise ArtifactError(
+                f"{bundle.tag}: its contract differs from the one this worker's request model "
+                "was built from; restart the service"
+            )
         draw_key = DrawKey(config.draw_key) if config.policy == "randomized" else None
         self.decider = Decider(bundle, draw_key)
         self.model_version = bundle.tag
@@ -131,16 +143,22 @@ class DecisionService:
             bundle.scorer.kind,
             bundle.policy.constraint,
         ).set(1)
+        # The policy's attributes in the contract's names, e.g. "gender" or "sex&age_band":
+        # a label on every decision series, so rules and dashboards need no hard-coded names.
+        self.attribute = bundle.contract.groups.separator.join(bundle.policy.attributes)
         # Every known group's series exists from the start: a group never approved must
         # show as 0 in approval-rate rules, not be missing from them.
         for group in bundle.policy.rules:
             for outcome in ("approve", "deny"):
-                self.metrics.decisions.labels(group, outcome)
+                self.metrics.decisions.labels(self.attribute, group, outcome)
         _state["policy"] = PolicyView(
             model_version=bundle.tag,
             policy_mode=bundle.policy.mode,
             policy=bundle.policy.to_dict(),
             training=bundle.metadata,
+            contract=contract_to_mapping(bundle.contract),
+            contract_toml=bundle.contract_text,
+            synthesis=bundle.synthesis,
         )
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_DropClientErrors())
         tune_gc(config.gc)
@@ -186,9 +204,10 @@ class DecisionService:
         counter = self.metrics.probe_decisions if probe else self.metrics.decisions
         if len(groups) == 1:  # the common case, without numpy's per-call overhead
             outcome = "approve" if approved[0] else "deny"
-            counter.labels(groups[0], outcome).inc()
+            counter.labels(self.attribute, groups[0], outcome).inc()
             if unseen[0]:
-                self.metrics.unseen_groups.labels(groups[0], "probe" if probe else "live").inc()
+                traffic = "probe" if probe else "live"
+                self.metrics.unseen_groups.labels(self.attribute, groups[0], traffic).inc()
             if not probe:
                 self.metrics.score.observe(float(scores[0]))
             return
@@ -198,11 +217,11 @@ class DecisionService:
         )
         for key, n in zip(keys.tolist(), counts.tolist(), strict=True):
             group, outcome = key.rsplit("|", 1)
-            counter.labels(group, outcome).inc(n)
+            counter.labels(self.attribute, group, outcome).inc(n)
         if unseen.any():
             traffic = "probe" if probe else "live"
             for group in groups[unseen].tolist():
-                self.metrics.unseen_groups.labels(group, traffic).inc()
+                self.metrics.unseen_groups.labels(self.attribute, group, traffic).inc()
         if not probe:
             observe_many(self.metrics.score, scores)
 

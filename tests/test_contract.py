@@ -18,7 +18,7 @@ from fairgate.contract import (
     contract_from_mapping,
     parse_contract,
 )
-from fairgate.schema import (
+from tests.synthetic_oracle import (
     AGE_BAND_EDGES,
     AGE_BAND_REPRESENTATIVE,
     AGE_BANDS,

@@ -1,4 +1,5 @@
-"""The request model derived from the synthetic contract behaves exactly like fairgate.schema."""
+"""The request model derived from the synthetic contract behaves exactly like the
+hand-written applicant it replaced (frozen in tests/synthetic_oracle.py)."""
 
 import math
 
@@ -7,7 +8,7 @@ from pydantic import ValidationError
 
 from fairgate.contract import builtin_contract
 from fairgate.contract_request import request_model
-from fairgate.schema import Applicant
+from tests.synthetic_oracle import Applicant
 
 CONTRACT = builtin_contract()
 Derived = request_model(CONTRACT)

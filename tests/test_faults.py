@@ -23,7 +23,6 @@ from fairgate.artifacts import (
     load_serving_bundle,
     sha256_file,
 )
-from fairgate.features import FeatureSpec
 from tests.conftest import REPO, free_port
 from training.save_model import save_artifacts
 
@@ -36,7 +35,9 @@ def _save(trained, key: bytes | None = None) -> tuple[str, Path]:
         scorer=trained.scorer,
         policy=trained.policy,
         randomized=trained.randomized,
-        spec=FeatureSpec(include_sensitive=True),
+        features=trained.feature_builder,
+        contract_text=trained.contract_text,
+        synthesis=trained.synthesis,
         metadata={"purpose": "fault test"},
         sklearn_model=trained.model,
         artifact_key=key,

@@ -1,7 +1,7 @@
 import numpy as np
 
-from fairgate.features import FeatureSpec, columns_from_applicants
 from fairgate.generator import generate_applicants, to_applicants
+from fairgate.schema import columns_from_applicants, synthetic_features
 
 
 def test_generator_is_seeded():
@@ -28,12 +28,12 @@ def test_generated_rows_pass_the_schema_and_look_like_a_loan_book():
 def test_service_and_training_build_identical_features():
     columns = generate_applicants(1000, seed=9)
     served = columns_from_applicants(to_applicants(columns))
-    for spec in (FeatureSpec(), FeatureSpec(include_sensitive=True)):
+    for spec in (synthetic_features(), synthetic_features(include_sensitive=True)):
         np.testing.assert_array_equal(spec.build(columns), spec.build(served))
 
 
 def test_monotone_constraints_cover_every_income_feature():
-    spec = FeatureSpec()
+    spec = synthetic_features()
     constraints = dict(zip(spec.names, spec.monotonic_constraints, strict=True))
     assert constraints["log_income"] == 1
     assert constraints["debt_to_income"] == -1 and constraints["loan_to_income"] == -1

@@ -2,7 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.loan_book import BiasConfig, LoanBookError, load_loan_book, synthetic_loan_book
+from fairgate.schema import SYNTHETIC_CONTRACT
+from training.book_check import BookCheckError
+from training.loan_book import BiasConfig, load_loan_book, synthetic_loan_book
 
 
 def rates(book):
@@ -56,16 +58,22 @@ def test_load_with_column_map(tmp_path, suffix):
     path = tmp_path / f"book{suffix}"
     frame = _frame()
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
-    book = load_loan_book(path, label_column="approved", column_map={"income": "annual_income"})
+    book = load_loan_book(path, SYNTHETIC_CONTRACT, column_map={"income": "annual_income"})
     assert len(book) == 200
     np.testing.assert_allclose(book.columns["annual_income"], frame["income"])
+    np.testing.assert_array_equal(book.label, frame["approved"])
+    assert book.fingerprint() == synthetic_loan_book(200, seed=2).fingerprint()
 
 
 def test_missing_column_is_named(tmp_path):
     path = tmp_path / "book.csv"
     _frame().to_csv(path, index=False)
-    with pytest.raises(LoanBookError, match=r"missing column\(s\) \['annual_income'\]"):
-        load_loan_book(path, label_column="approved")
+    with pytest.raises(BookCheckError) as error:
+        load_loan_book(path, SYNTHETIC_CONTRACT)
+    assert error.value.problems == [
+        "column 'income': not in the contract",
+        "column 'annual_income': missing from the file",
+    ]
 
 
 def test_every_invalid_column_is_named_at_once(tmp_path):
@@ -76,9 +84,9 @@ def test_every_invalid_column_is_named_at_once(tmp_path):
     frame.loc[5, "loan_amount"] = "lots"
     path = tmp_path / "book.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(LoanBookError) as error:
-        load_loan_book(path, label_column="approved")
+    with pytest.raises(BookCheckError) as error:
+        load_loan_book(path, SYNTHETIC_CONTRACT)
     message = str(error.value)
-    assert "age: expected >= 18" in message
-    assert "gender: unexpected values ['robot']" in message
-    assert "loan_amount: expected a number, found 'lots'" in message
+    assert "column 'age': 1 rows fail in_range(18, 100), e.g. 12" in message
+    assert "column 'gender': 1 rows fail isin" in message and "'robot'" in message
+    assert "column 'loan_amount': 1 rows fail type number, e.g. 'lots'" in message

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 from fairlearn.postprocessing import ThresholdOptimizer
 
-from fairgate.draw import DrawKey
-from fairgate.features import FeatureSpec
+from fairgate.draw import DrawKey, draw_fields
 from fairgate.policy import NEEDS_DRAWS, GroupRule, ThresholdPolicy
-from fairgate.schema import group_keys
+from fairgate.schema import SYNTHETIC_CONTRACT, group_keys, synthetic_features
 from training.compile_policy import deterministic_policy, fit_group_threshold
 from training.loan_book import synthetic_loan_book
 from training.model import build_model
 
 KEY = DrawKey(b"test-draw-key-0123456789")
+FIELDS = draw_fields(SYNTHETIC_CONTRACT)
 VALIDATION = slice(20_000, 30_000)
 HELD_OUT = slice(30_000, 40_000)
 
@@ -23,10 +23,12 @@ HELD_OUT = slice(30_000, 40_000)
 @pytest.fixture(scope="module")
 def fitted():
     book = synthetic_loan_book(40_000, seed=21)
-    spec = FeatureSpec(include_sensitive=True)
+    spec = synthetic_features(include_sensitive=True)
     features = spec.build(book.columns)
     groups = group_keys(book.columns, ("gender", "age_band"))
-    model = build_model("logistic", spec=spec, seed=0).fit(features[:20_000], book.label[:20_000])
+    model = build_model("logistic", monotonic=spec.monotonic_constraints, seed=0).fit(
+        features[:20_000], book.label[:20_000]
+    )
     return book, features, groups, model
 
 
@@ -68,15 +70,15 @@ def test_approval_probability_equals_fairlearn_pmf(fitted, constraint):
 def test_randomized_decisions_do_not_depend_on_batch_order_or_company(fitted):
     book, _, groups, _ = fitted
     _, policy, scores = fit(fitted, "demographic_parity")
-    draws = KEY.draws(book.columns)
+    draws = KEY.draws(book.columns, FIELDS)
     whole, _, _ = policy.decide(scores, groups, draws)
     order = np.random.default_rng(0).permutation(len(scores))
-    reordered = KEY.draws(_rows(book.columns, order))
+    reordered = KEY.draws(_rows(book.columns, order), FIELDS)
     shuffled, _, _ = policy.decide(scores[order], groups[order], reordered)
     np.testing.assert_array_equal(shuffled, whole[order])
     singles = []
     for i in range(400):
-        draw = KEY.draws(_rows(book.columns, [i]))
+        draw = KEY.draws(_rows(book.columns, [i]), FIELDS)
         singles.append(policy.decide(scores[i : i + 1], groups[i : i + 1], draw)[0][0])
     np.testing.assert_array_equal(singles, whole[:400])
 
@@ -91,7 +93,7 @@ def test_group_approval_rates_match_fairlearn_randomized_predict(fitted):
     book, features, groups, _ = fitted
     optimizer, policy, scores = fit(fitted, "demographic_parity")
     rows = slice(20_000, 40_000)
-    draws = KEY.draws(_rows(book.columns, np.arange(20_000, 40_000)))
+    draws = KEY.draws(_rows(book.columns, np.arange(20_000, 40_000)), FIELDS)
     ours, _, _ = policy.decide(scores[rows], groups[rows], draws)
     theirs = optimizer.predict(features[rows], sensitive_features=groups[rows], random_state=1)
     for group in np.unique(groups[rows]):

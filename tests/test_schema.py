@@ -57,5 +57,5 @@ def test_group_keys_join_attributes_for_intersections():
     columns = {"gender": np.array(["female", "male"], dtype=object), "age": np.array([25, 70])}
     assert group_keys(columns, ("gender",)).tolist() == ["female", "male"]
     assert group_keys(columns, ("gender", "age_band")).tolist() == ["female&18-29", "male&65+"]
-    with pytest.raises(ValueError, match="unknown sensitive attribute"):
+    with pytest.raises(ValueError, match="unknown protected attribute"):
         group_keys(columns, ("religion",))

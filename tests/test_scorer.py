@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fairgate.features import FeatureSpec
+from fairgate.schema import synthetic_features
 from fairgate.scorer import load_scorer, save_scorer
 from training.compile_model import compile_model
 from training.loan_book import synthetic_loan_book
@@ -11,14 +11,16 @@ from training.model import build_model
 @pytest.fixture(scope="module")
 def data():
     book = synthetic_loan_book(12_000, seed=11)
-    spec = FeatureSpec(include_sensitive=True)
+    spec = synthetic_features(include_sensitive=True)
     return spec, spec.build(book.columns), book.label
 
 
 @pytest.mark.parametrize("kind", ["logistic", "gbm"])
 def test_compiled_scorer_equals_sklearn_on_holdout(data, kind, tmp_path):
     spec, features, labels = data
-    model = build_model(kind, spec=spec, seed=0).fit(features[:8000], labels[:8000])
+    model = build_model(kind, monotonic=spec.monotonic_constraints, seed=0).fit(
+        features[:8000], labels[:8000]
+    )
     holdout = features[8000:]
     expected = model.predict_proba(holdout)[:, 1]
     scorer = compile_model(model)
@@ -35,7 +37,7 @@ def test_compiled_scorer_equals_sklearn_on_holdout(data, kind, tmp_path):
 
 def test_gbm_is_monotone_in_income(data):
     spec, features, labels = data
-    model = build_model("gbm", spec=spec, seed=0).fit(features, labels)
+    model = build_model("gbm", monotonic=spec.monotonic_constraints, seed=0).fit(features, labels)
     scorer = compile_model(model)
     book = synthetic_loan_book(200, seed=12)
     low = spec.build(book.columns)

@@ -6,9 +6,8 @@ import pytest
 from fairgate.artifacts import load_serving_bundle
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
-from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_records
-from fairgate.schema import MAX_BATCH, Applicant, group_keys
+from fairgate.schema import MAX_BATCH, Applicant, group_keys, synthetic_features
 
 EXAMPLE = Applicant.model_json_schema()["example"]
 
@@ -44,7 +43,7 @@ def test_service_decisions_equal_hand_applied_cuts(client, trained):
     served = client.post("/decide_batch", json={"applications": to_records(columns)}).json()[
         "decisions"
     ]
-    features = FeatureSpec(include_sensitive=True).build(columns)
+    features = synthetic_features(include_sensitive=True).build(columns)
     scores = trained.model.predict_proba(features)[:, 1]
     rules = client.get("/policy").json()["policy"]["rules"]
     expected = [
@@ -86,7 +85,7 @@ def test_randomized_mode_cannot_be_re_rolled_and_realises_fairlearns_probability
     columns = generate_applicants(3000, seed=34)
     applicants = [Applicant(**r) for r in to_records(columns)]
     result = decider.decide(applicants)
-    features = FeatureSpec(include_sensitive=True).build(columns)
+    features = synthetic_features(include_sensitive=True).build(columns)
     groups = group_keys(columns, ("gender",))
     seen = np.isin(groups, list(bundle.policy.rules))
     pmf = trained.optimizer._pmf_predict(features[seen], sensitive_features=groups[seen])[:, 1]

@@ -16,7 +16,6 @@ import pytest
 from fairgate.artifacts import load_serving_bundle
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
-from fairgate.features import FeatureSpec
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import Applicant
 from tests.conftest import REPO, LiveService
@@ -56,7 +55,8 @@ def test_decide_batch_errors_and_metrics(live_service):
 
     def delta(name: str) -> float:
         return sum(
-            metric(after, name, group=g, outcome=o) - metric(before, name, group=g, outcome=o)
+            metric(after, name, attribute="gender", group=g, outcome=o)
+            - metric(before, name, attribute="gender", group=g, outcome=o)
             for g in ("female", "male")
             for o in ("approve", "deny")
         )
@@ -148,7 +148,9 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
             scorer=trained.scorer,
             policy=trained.policy,
             randomized=trained.randomized,
-            spec=FeatureSpec(include_sensitive=True),
+            features=trained.feature_builder,
+            contract_text=trained.contract_text,
+            synthesis=trained.synthesis,
             metadata={"purpose": "newer model trained while serving"},
             sklearn_model=trained.model,
         )

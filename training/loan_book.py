@@ -12,21 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
 
-import annotated_types
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 from scipy.special import expit
 
+from fairgate.contract import Contract
 from fairgate.generator import generate_applicants
-from fairgate.schema import APPLICANT_FIELDS, Applicant
+from fairgate.schema import APPLICANT_FIELDS
+from training.book_check import check_book, read_book
 
 BiasPreset = Literal["none", "income-bar", "proxy"]
 BIAS_PRESETS: Final[tuple[str, ...]] = get_args(BiasPreset)
 PART_TIME_HOURS: Final[float] = 30.0
-
-
-class LoanBookError(ValueError):
-    """A loan book file that does not fit the applicant schema."""
 
 
 @dataclass(frozen=True)
@@ -51,12 +49,13 @@ class BiasConfig:
 
 @dataclass(frozen=True)
 class LoanBook:
-    """Applicant columns plus the label to learn (historical approval, 0/1)."""
+    """Applicant columns (the contract's fields) plus the label to learn (approved = 1)."""
 
     columns: dict[str, np.ndarray]
     label: np.ndarray
     repaid: np.ndarray | None = None
     source: str = "synthetic"
+    fields: tuple[str, ...] = APPLICANT_FIELDS
 
     def __len__(self) -> int:
         return len(self.label)
@@ -64,7 +63,7 @@ class LoanBook:
     def fingerprint(self) -> str:
         """SHA-256 over every column and the label: the data identity recorded in artifacts."""
         digest = hashlib.sha256()
-        for name in (*APPLICANT_FIELDS, "label"):
+        for name in (*self.fields, "label"):
             values = self.label if name == "label" else self.columns[name]
             digest.update(name.encode())
             if values.dtype == object:
@@ -109,78 +108,62 @@ def synthetic_loan_book(n: int, *, seed: int, bias: BiasConfig | None = None) ->
     return LoanBook(columns=columns, label=label, repaid=repaid, source=f"synthetic:{bias.preset}")
 
 
-def _bounds(name: str) -> list[tuple[str, float]]:
-    checks = []
-    for item in Applicant.model_fields[name].metadata:
-        for attr, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
-            if isinstance(item, getattr(annotated_types, attr.capitalize())):
-                checks.append((op, float(getattr(item, attr))))
-    return checks
+def _typed(contract: Contract, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The checked frame as the column table the feature builder reads (contract order)."""
+    columns: dict[str, np.ndarray] = {}
+    for spec in contract.fields:
+        if spec.name not in frame.columns:
+            continue
+        series = frame[spec.name]
+        if spec.type == "integer":
+            columns[spec.name] = series.to_numpy(dtype=np.float64).astype(np.int64)
+        elif spec.type == "number":
+            columns[spec.name] = series.to_numpy(dtype=np.float64)
+        else:
+            columns[spec.name] = series.astype(object).to_numpy(dtype=object)
+    return columns
 
 
-def _check_column(name: str, series: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Coerce one column to the schema's type; return the values and every problem found."""
-    field = Applicant.model_fields[name]
-    annotation = field.annotation
-    if name == "application_id":
-        values = series.astype(str).to_numpy(dtype=object)
-        return values, ([] if series.notna().all() else [f"{name}: has missing values"])
-    choices = get_args(annotation)
-    if choices:
-        values = series.astype(str).to_numpy(dtype=object)
-        bad = sorted(set(values.tolist()) - set(choices))
-        return values, (
-            [f"{name}: unexpected values {bad[:5]}; expected one of {choices}"] if bad else []
+def book_from_frame(
+    frame: pd.DataFrame, contract: Contract, *, source: str, id_prefix: str = "ROW"
+) -> LoanBook:
+    """Check a loan-book frame against ``contract`` (every failure at once, via pandera)
+    and turn it into a ``LoanBook``; rows without an id column get ``<id_prefix>-<row>``."""
+    check_book(frame, contract)
+    columns = _typed(contract, frame)
+    id_name = contract.id_field.name
+    if id_name not in columns:
+        width = max(6, len(str(len(frame))))
+        columns[id_name] = np.array(
+            [f"{id_prefix}-{i:0{width}d}" for i in range(len(frame))], dtype=object
         )
-    numeric = pd.to_numeric(series, errors="coerce")
-    problems = []
-    if numeric.isna().any():
-        first = series[numeric.isna()].iloc[0]
-        problems.append(f"{name}: expected a number, found {first!r}")
-        return numeric.to_numpy(dtype=np.float64), problems
-    values = numeric.to_numpy(dtype=np.float64)
-    if annotation is int:
-        if not np.all(values == np.round(values)):
-            problems.append(f"{name}: expected whole numbers")
-        values = values.astype(np.int64)
-    for op, limit in _bounds(name):
-        ok = {
-            ">=": values >= limit,
-            ">": values > limit,
-            "<=": values <= limit,
-            "<": values < limit,
-        }[op]
-        if not ok.all():
-            problems.append(f"{name}: expected {op} {limit:g}, found {values[~ok][0]!r}")
-    return values, problems
+    columns = {name: columns[name] for name in contract.field_names}
+    approved = {str(v) for v in contract.label.approved}
+    label = frame[contract.label.column].astype(str).isin(approved).to_numpy(dtype=np.int8)
+    return LoanBook(columns=columns, label=label, source=source, fields=contract.field_names)
+
+
+def _csv_numbers(frame: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """In a CSV every value is text, and one bad cell makes pandas keep a whole numeric
+    column as text: read the cells that are numbers as numbers, so the check names only
+    the bad ones ("lots"), not every row of the column."""
+    frame = frame.copy()
+    for spec in contract.fields:
+        if spec.numeric and spec.name in frame and not is_numeric_dtype(frame[spec.name]):
+            parsed = pd.to_numeric(frame[spec.name], errors="coerce")
+            frame[spec.name] = parsed.astype(object).where(parsed.notna(), frame[spec.name])
+    return frame
 
 
 def load_loan_book(
-    path: Path, *, label_column: str, column_map: Mapping[str, str] | None = None
+    path: Path, contract: Contract, *, column_map: Mapping[str, str] | None = None
 ) -> LoanBook:
-    """Load a CSV or Parquet loan book. ``column_map`` maps file columns to schema fields.
+    """Read a CSV or Parquet loan book and check it against its contract.
 
-    Every missing or invalid column is reported at once, by name.
+    ``column_map`` renames file columns to contract fields first. Raises ``BookCheckError``
+    listing every missing, unknown or invalid column and value at once.
     """
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        frame = pd.read_parquet(path)
-    elif path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path)
-    else:
-        raise LoanBookError(f"{path}: expected a .csv or .parquet file")
-    frame = frame.rename(columns=dict(column_map or {}))
-    missing = [name for name in (*APPLICANT_FIELDS, label_column) if name not in frame.columns]
-    if missing:
-        raise LoanBookError(
-            f"{path}: missing column(s) {missing} (map yours with --map FILE=FIELD)"
-        )
-    columns, problems = {}, []
-    for name in APPLICANT_FIELDS:
-        columns[name], found = _check_column(name, frame[name])
-        problems.extend(found)
-    label = pd.to_numeric(frame[label_column], errors="coerce")
-    if not label.isin([0, 1]).all():
-        problems.append(f"{label_column}: expected 0/1 labels")
-    if problems:
-        raise LoanBookError(f"{path}: invalid column(s):\n  " + "\n  ".join(problems))
-    return LoanBook(columns=columns, label=label.to_numpy(dtype=np.int8), source=str(path))
+    frame = read_book(Path(path)).rename(columns=dict(column_map or {}))
+    if Path(path).suffix.lower() == ".csv":
+        frame = _csv_numbers(frame, contract)
+    return book_from_frame(frame, contract, source=str(path))

@@ -9,14 +9,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fairgate.features import FeatureSpec
-
 ModelKind = Literal["logistic", "gbm"]
 MODEL_KINDS: Final[tuple[str, ...]] = get_args(ModelKind)
 
 
-def build_model(kind: ModelKind, *, spec: FeatureSpec, seed: int) -> Any:
-    """An unfitted estimator. GBM is monotone in income so the prober's bisection is sound."""
+def build_model(kind: ModelKind, *, monotonic: list[int], seed: int) -> Any:
+    """An unfitted estimator. GBM keeps the contract's monotone directions (``monotonic``,
+    one per model column), so the prober's gap bisection is sound."""
     if kind == "logistic":
         return Pipeline(
             [
@@ -31,7 +30,7 @@ def build_model(kind: ModelKind, *, spec: FeatureSpec, seed: int) -> Any:
             max_depth=6,
             learning_rate=0.1,
             early_stopping=False,
-            monotonic_cst=spec.monotonic_constraints,
+            monotonic_cst=monotonic,
             random_state=seed,
         )
     raise ValueError(f"model must be one of {MODEL_KINDS}, got {kind!r}")

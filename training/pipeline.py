@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from fairgate.artifacts import DEFAULT_MODEL_NAME
-from fairgate.features import FeatureSpec
+from fairgate.contract import Contract, builtin_contract, load_contract
+from fairgate.contract_features import ContractFeatures, group_keys
+from fairgate.contract_synth import record_marginals
 from fairgate.policy import ThresholdPolicy, UnseenRule
-from fairgate.schema import GROUP_SEPARATOR, group_keys
 from fairgate.scorer import Scorer
 from training.compile_model import compile_model
 from training.compile_policy import deterministic_policy
@@ -39,12 +41,14 @@ class TrainConfig:
     include_sensitive: bool = False
     constraint: Constraint = "demographic_parity"
     objective: Objective = "accuracy_score"
-    attributes: tuple[str, ...] = ("gender",)
-    audit_attributes: tuple[str, ...] = ("gender", "age_band")
+    # Empty: the contract's [groups] policy / audit lists.
+    attributes: tuple[str, ...] = ()
+    audit_attributes: tuple[str, ...] = ()
     unseen_rule: UnseenRule = "most-lenient"
     bootstrap: int = 200
     data: Path | None = None
-    label_column: str = "approved"
+    # None: the built-in synthetic contract (the default book's).
+    contract: Path | None = None
     column_map: dict[str, str] = field(default_factory=dict)
     model_name: str = DEFAULT_MODEL_NAME
     reports_dir: Path | None = Path("reports")
@@ -71,6 +75,13 @@ class TrainResult:
     randomized: ThresholdPolicy  # fairlearn's randomized rule, compiled as is
     metrics: dict[str, Any]
     tag: str | None
+    feature_builder: ContractFeatures
+    contract_text: str
+    synthesis: dict[str, Any]
+
+    @property
+    def contract(self) -> Contract:
+        return self.feature_builder.contract
 
 
 def stratified_split(labels: np.ndarray, groups: np.ndarray, *, seed: int) -> Split:
@@ -86,15 +97,38 @@ def stratified_split(labels: np.ndarray, groups: np.ndarray, *, seed: int) -> Sp
 
 
 def groupings(
-    columns: dict[str, np.ndarray], attributes: tuple[str, ...], audit: tuple[str, ...]
+    contract: Contract,
+    columns: dict[str, np.ndarray],
+    attributes: tuple[str, ...],
+    audit: tuple[str, ...],
 ) -> dict[str, np.ndarray]:
     """Audit groupings: each attribute alone, the policy's grouping, and their intersection."""
     names = list(dict.fromkeys([*audit, *attributes]))
-    result = {name: group_keys(columns, (name,)) for name in names}
+    result = {name: group_keys(contract, columns, (name,)) for name in names}
     for combined in {tuple(attributes), tuple(audit)}:
         if len(combined) > 1:
-            result[GROUP_SEPARATOR.join(combined)] = group_keys(columns, combined)
+            result[contract.groups.separator.join(combined)] = group_keys(
+                contract, columns, combined
+            )
     return result
+
+
+def resolve_contract(config: TrainConfig) -> tuple[Contract, str]:
+    """The contract a run trains under, and its text as stored with the model."""
+    if config.contract is None:
+        contract = builtin_contract()
+        text = resources.files("fairgate.contracts").joinpath(f"{contract.name}.toml")
+        return contract, text.read_text("utf-8")
+    return load_contract(config.contract), Path(config.contract).read_text(encoding="utf-8")
+
+
+def resolved(config: TrainConfig, contract: Contract) -> TrainConfig:
+    """``config`` with the contract's group lists filled in where the caller gave none."""
+    return replace(
+        config,
+        attributes=config.attributes or contract.groups.policy,
+        audit_attributes=config.audit_attributes or contract.groups.audit,
+    )
 
 
 def _take(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -107,25 +141,27 @@ def run_training(
     """Train, audit, mitigate and (``config.save``) store; ``artifact_key`` signs the store
     entry (kept out of ``TrainConfig``, which is written to the reports)."""
     step("loan book")
+    contract, contract_text = resolve_contract(config)
+    config = resolved(config, contract)
     if config.data is not None:
-        book = load_loan_book(
-            config.data, label_column=config.label_column, column_map=config.column_map
-        )
-    else:
+        book = load_loan_book(config.data, contract, column_map=config.column_map)
+    elif config.contract is None:
         book = synthetic_loan_book(config.rows, seed=config.seed, bias=config.bias)
-    spec = FeatureSpec(include_sensitive=config.include_sensitive)
+    else:
+        raise ValueError("--contract describes your own loan book: give the file with --data")
+    spec = ContractFeatures(contract, include_sensitive=config.include_sensitive)
     features = spec.build(book.columns)
-    policy_groups = group_keys(book.columns, config.attributes)
+    policy_groups = group_keys(contract, book.columns, config.attributes)
     split = stratified_split(book.label, policy_groups, seed=config.seed)
 
     step("fit model")
-    model = build_model(config.model, spec=spec, seed=config.seed)
+    model = build_model(config.model, monotonic=spec.monotonic_constraints, seed=config.seed)
     model.fit(features[split.train], book.label[split.train])
     scorer = compile_model(model)
 
     step("baseline audit")
     test_columns = _take(book.columns, split.test)
-    test_groupings = groupings(test_columns, config.attributes, config.audit_attributes)
+    test_groupings = groupings(contract, test_columns, config.attributes, config.audit_attributes)
     y_test = book.label[split.test]
     test_scores = scorer.score(features[split.test])
     baseline = fairness_report(
@@ -184,10 +220,18 @@ def run_training(
         seed=config.seed,
     )
 
-    attribute = GROUP_SEPARATOR.join(config.attributes)
+    attribute = contract.groups.separator.join(config.attributes)
+    # Field summaries the prober and load tests synthesize from: the whole book, and the
+    # validation rows nearest their group's threshold under the served policy.
+    # TODO(synth): record_synthesis with the boundary population once it lands.
+    synthesis_dict = {
+        "population": record_marginals(contract, _take(book.columns, validation)).to_dict(),
+        "boundary": None,
+    }
     metrics: dict[str, Any] = {
         "tag": None,
         "config": _config_dict(config),
+        "contract": {"name": contract.name, "version": contract.version},
         "data": {
             "source": book.source,
             "rows": len(book),
@@ -218,8 +262,10 @@ def run_training(
             scorer=scorer,
             policy=policy,
             randomized=randomized,
-            spec=spec,
-            metadata=_artifact_metadata(metrics),
+            features=spec,
+            contract_text=contract_text,
+            synthesis=synthesis_dict,
+            metadata=_artifact_metadata(metrics, contract.groups.separator),
             sklearn_model=model,
             artifact_key=artifact_key,
         )
@@ -245,6 +291,9 @@ def run_training(
         randomized=randomized,
         metrics=metrics,
         tag=tag,
+        feature_builder=spec,
+        contract_text=contract_text,
+        synthesis=synthesis_dict,
     )
 
 
@@ -252,12 +301,13 @@ def _config_dict(config: TrainConfig) -> dict[str, Any]:
     data = asdict(config)
     data["data"] = str(config.data) if config.data else None
     data["reports_dir"] = str(config.reports_dir) if config.reports_dir else None
+    data["contract"] = str(config.contract) if config.contract else None
     return data
 
 
-def _artifact_metadata(metrics: dict[str, Any]) -> dict[str, Any]:
+def _artifact_metadata(metrics: dict[str, Any], separator: str) -> dict[str, Any]:
     """What the service exposes on GET /policy: config, data identity, training-time fairness."""
-    attribute = GROUP_SEPARATOR.join(metrics["config"]["attributes"])
+    attribute = separator.join(metrics["config"]["attributes"])
     summary = {
         label: {
             "overall": metrics[label]["overall"],
@@ -277,6 +327,7 @@ def _artifact_metadata(metrics: dict[str, Any]) -> dict[str, Any]:
     return {
         "deterministic_fit": metrics["deterministic_fit"],
         "config": metrics["config"],
+        "contract": metrics["contract"],
         "data": metrics["data"],
         "fairness": summary,
         "versions": metrics["versions"],

@@ -13,15 +13,17 @@ import bentoml
 import joblib
 
 from fairgate.artifacts import (
+    CONTRACT_FILE,
     METADATA_FILE,
     POLICY_FILE,
     RANDOMIZED_POLICY_FILE,
     SCORER_FILE,
     SKLEARN_FILE,
+    SYNTHESIS_FILE,
     sha256_file,
     sign_checksums,
 )
-from fairgate.features import FeatureSpec
+from fairgate.contract_features import ContractFeatures
 from fairgate.policy import ThresholdPolicy
 from fairgate.scorer import Scorer, save_scorer
 
@@ -32,12 +34,15 @@ def save_artifacts(
     scorer: Scorer,
     policy: ThresholdPolicy,
     randomized: ThresholdPolicy,
-    spec: FeatureSpec,
+    features: ContractFeatures,
+    contract_text: str,
+    synthesis: dict[str, Any],
     metadata: dict[str, Any],
     sklearn_model: Any,
     artifact_key: bytes | None = None,
 ) -> str:
-    """Save both policies, the scorer and the model; return the tag (``name:version``).
+    """Save both policies, the scorer, the contract (as given), the synthesis summaries and
+    the model; return the tag (``name:version``).
 
     Every file is checksummed; with ``artifact_key`` the checksum table is signed too.
     """
@@ -46,9 +51,11 @@ def save_artifacts(
         save_scorer(scorer, staging / SCORER_FILE)
         (staging / POLICY_FILE).write_text(json.dumps(policy.to_dict(), indent=2))
         (staging / RANDOMIZED_POLICY_FILE).write_text(json.dumps(randomized.to_dict(), indent=2))
+        (staging / CONTRACT_FILE).write_text(contract_text, encoding="utf-8")
+        (staging / SYNTHESIS_FILE).write_text(json.dumps(synthesis, indent=1))
         body = metadata | {
-            "include_sensitive": spec.include_sensitive,
-            "feature_names": list(spec.names),
+            "include_sensitive": features.include_sensitive,
+            "feature_names": list(features.names),
         }
         (staging / METADATA_FILE).write_text(json.dumps(body, indent=2, sort_keys=True))
         joblib.dump(sklearn_model, staging / SKLEARN_FILE)
@@ -61,6 +68,7 @@ def save_artifacts(
             "randomized_policy_version": randomized.version,
             "scorer": scorer.kind,
             "constraint": policy.constraint,
+            "contract": features.contract.name,
         }
         with bentoml.models.create(name, labels=labels, metadata=recorded) as model:
             for file in staging.iterdir():
