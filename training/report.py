@@ -15,21 +15,16 @@ from sklearn.metrics import roc_curve
 
 FOUR_FIFTHS: Final[float] = 0.8
 _PLOTTED: Final[tuple[str, ...]] = ("selection_rate", "true_positive_rate", "false_positive_rate")
-_PLURAL: Final[dict[str, str]] = {
-    "female": "women",
-    "male": "men",
-    "nonbinary": "non-binary people",
-}
 
 
 def _who(group: str, attribute: str) -> str:
-    if attribute == "gender":
-        return _PLURAL.get(group, group)
-    return f"applicants aged {group}" if attribute == "age_band" else f"group {group}"
+    # In the contract's own terms: the report knows no attribute by name.
+    return f"applicants with {attribute} {group}"
 
 
 def headline(attribute: str, fairness: dict[str, Any]) -> str:
-    """One sentence, e.g. 'women were approved at 31% against 58% for men; ratio 0.53, below...'."""
+    """One sentence, e.g. 'Applicants with gender female were approved at 31% against 58% for
+    applicants with gender male; ratio 0.53, below the four-fifths line.'"""
     rates = {g: row["selection_rate"] for g, row in fairness["by_group"].items()}
     low, high = min(rates, key=rates.__getitem__), max(rates, key=rates.__getitem__)
     ratio = fairness["demographic_parity_ratio"]
