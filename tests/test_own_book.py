@@ -42,6 +42,18 @@ class Trained:
     tag: str
 
 
+def readme_commands() -> dict[str, list[str]]:
+    """The README's "Your own loan book" commands, by subcommand, as argument lists."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("## Your own loan book", 1)[1].split("```bash\n", 1)[1].split("```")[0]
+    commands = {}
+    for line in block.splitlines():
+        words = line.split()
+        at = words.index("fairgate")
+        commands[words[at + 1]] = words[at + 2 :]
+    return commands
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cli", *args],
@@ -53,17 +65,17 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def german(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     work = tmp_path_factory.mktemp("german")
     contract_path = work / "german.toml"
-    drafted = cli(
-        "init", "--data", str(GERMAN), "--label", "creditability", "--approved", "good",
-        "--protected", "age_in_years", "--protected", STATUS,
-        "--output", str(contract_path), "--name", "german_credit",
-    )  # fmt: skip
+    commands = readme_commands()
+
+    def here(args: list[str]) -> list[str]:
+        # The README's commands, run from the repository with the contract in a temp dir.
+        return [str(contract_path) if a == "german.toml" else a for a in args]
+
+    drafted = cli("init", *here(commands["init"]))
     assert drafted.returncode == 0, drafted.stderr
     # The draft trains as it is: no edit between init and train.
-    trained = cli(
-        "train", "--data", str(GERMAN), "--contract", str(contract_path),
-        "--bootstrap", "20", "--reports", str(work / "reports"), "--name", "german-loan",
-    )  # fmt: skip
+    reports = ["--bootstrap", "20", "--reports", str(work / "reports")]
+    trained = cli("train", *here(commands["train"]), *reports)
     assert trained.returncode == 0, trained.stdout + trained.stderr
     tag = next(line.split()[1] for line in trained.stdout.splitlines() if line.startswith("saved"))
     return Trained(contract_path, parse_contract(contract_path.read_text()), work / "reports", tag)
@@ -71,6 +83,7 @@ def german(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
 @pytest.fixture(scope="module")
 def served(german: Trained):
+    assert readme_commands()["serve"] == ["--port", "3001"]  # with FAIRGATE_MODEL=german-loan
     server = LiveService(german.tag).wait()
     yield server
     server.stop()
