@@ -2,6 +2,7 @@
 cases and fairlearn's expected rates, unseen-group rules on hand-built tables."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -228,3 +229,27 @@ def test_json_round_trip_and_edit_detection(fitted):
     relabelled = json.loads(json.dumps(policy.to_dict())) | {"mode": "mitigated"}
     with pytest.raises(ValueError, match="does not match its version"):
         ThresholdPolicy.from_dict(relabelled)
+
+
+def test_boundary_distance_is_to_the_nearest_weighted_finite_threshold():
+    rules = {
+        "a": GroupRule.threshold(0.6),
+        # Randomized: weight 0.3 above 0.5, weight 0.7 above 0.7.
+        "b": GroupRule(
+            p0=0.3, operator0=">", threshold0=0.5, p1=0.7, operator1=">", threshold1=0.7
+        ),
+        # Weight 0 on the second term: its threshold does not matter.
+        "c": GroupRule(
+            p0=1.0, operator0=">", threshold0=0.2, p1=0.0, operator1=">", threshold1=0.9
+        ),
+        # Always approve: fairlearn writes it as a threshold at -inf.
+        "d": GroupRule.threshold(-math.inf),
+    }
+    policy = ThresholdPolicy(
+        attributes=("g",), rules=rules, unseen=rules["a"], unseen_rule="most-lenient",
+        constraint="demographic_parity", objective="accuracy_score",
+    )  # fmt: skip
+    scores = np.array([0.55, 0.62, 0.66, 0.85, 0.3, 0.99])
+    groups = np.array(["a", "b", "b", "c", "d", "zz"], dtype=object)
+    expected = [0.05, 0.08, 0.04, 0.65, math.inf, 0.39]  # zz: unseen -> rule "a"
+    np.testing.assert_allclose(policy.boundary_distance(scores, groups), expected)

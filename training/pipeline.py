@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from fairgate.artifacts import DEFAULT_MODEL_NAME
 from fairgate.contract import Contract, builtin_contract, load_contract
 from fairgate.contract_features import ContractFeatures, group_keys
-from fairgate.contract_synth import record_marginals
+from fairgate.contract_synth import record_synthesis
 from fairgate.policy import ThresholdPolicy, UnseenRule
 from fairgate.scorer import Scorer
 from training.compile_model import compile_model
@@ -223,11 +223,11 @@ def run_training(
     attribute = contract.groups.separator.join(config.attributes)
     # Field summaries the prober and load tests synthesize from: the whole book, and the
     # validation rows nearest their group's threshold under the served policy.
-    # TODO(synth): record_synthesis with the boundary population once it lands.
-    synthesis_dict = {
-        "population": record_marginals(contract, _take(book.columns, validation)).to_dict(),
-        "boundary": None,
-    }
+    synthesis_dict = record_synthesis(
+        contract,
+        _take(book.columns, validation),
+        policy.boundary_distance(validation_scores, policy_groups[validation]),
+    ).to_dict()
     metrics: dict[str, Any] = {
         "tag": None,
         "config": _config_dict(config),
