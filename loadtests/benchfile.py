@@ -12,9 +12,10 @@ import os
 
 from locust import FastHttpUser, constant, constant_throughput, task
 
-from loadtests.pool import pool_from_env
+from loadtests.pool import synthetic_pool_from_env
 
-POOL = pool_from_env()
+# Every endpoint compared gets the same bodies: the default book's (the floors have no /policy).
+POOL = synthetic_pool_from_env()
 _RATE = float(os.environ.get("FAIRGATE_LOAD_RATE", "0"))
 _WAIT = constant_throughput(_RATE) if _RATE > 0 else constant(0)
 _user_numbers = itertools.count()

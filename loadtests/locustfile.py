@@ -11,7 +11,8 @@ or let ``fairgate loadtest`` start the service, run headless and check the SLOs 
 
 Tasks, by weight: one application on ``/decide`` (20), a batch of 100 on
 ``/decide_batch`` (1), a probe-like twin pair marked ``X-Fairgate-Probe: 1`` (2). Bodies
-come from a pool generated once at start-up (``loadtests/pool.py``), never in the loop.
+come from a pool generated once per process from the target's contract (``loadtests/pool.py``,
+read from its ``GET /policy``), never in the loop.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ import os
 
 from locust import FastHttpUser, constant, constant_throughput, task
 
-from loadtests.pool import pool_from_env
+from loadtests.pool import pool_for
 from service.api_models import PROBE_HEADER
 
-POOL = pool_from_env()
 _user_numbers = itertools.count()
 # FAIRGATE_LOAD_RATE: tasks per second per user (a fixed load, for soak runs); 0 = flat out.
 _RATE = float(os.environ.get("FAIRGATE_LOAD_RATE", "0"))
@@ -34,11 +34,12 @@ class LoanApplicant(FastHttpUser):
     wait_time = constant_throughput(_RATE) if _RATE > 0 else constant(0)
 
     def on_start(self) -> None:
+        pool = pool_for(self.host)
         # Each user walks the pool from its own offset: same bodies across runs.
-        offset = next(_user_numbers) * 97 % len(POOL.singles)
-        self.singles = itertools.cycle(POOL.singles[offset:] + POOL.singles[:offset])
-        self.batches = itertools.cycle(POOL.batches)
-        self.pairs = itertools.cycle(POOL.pairs)
+        offset = next(_user_numbers) * 97 % len(pool.singles)
+        self.singles = itertools.cycle(pool.singles[offset:] + pool.singles[:offset])
+        self.batches = itertools.cycle(pool.batches)
+        self.pairs = itertools.cycle(pool.pairs)
 
     @task(20)
     def decide(self) -> None:

@@ -1,16 +1,27 @@
 """Request bodies generated before a load run starts, so the request loop only sends.
 
-Every body comes from the one generator and schema (``fairgate.generator``), seeded.
+Bodies are synthesized from the target's own contract and recorded field summaries
+(``GET /policy``: ``contract``, ``synthesis``), seeded, so a load test speaks whatever loan
+book the service was trained on and no training row is ever sent. ``fairgate bench`` compares
+endpoints on the default book: ``synthetic_pool`` summarises the synthetic generator instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from fairgate.generator import generate_applicants, to_records
-from monitoring.counterfactual import twin
+import numpy as np
+
+from fairgate.contract import Contract, contract_from_mapping
+from fairgate.contract_synth import Synthesis, record_marginals, synthesize
+from fairgate.contract_twins import attribute_values, twin
+from fairgate.generator import generate_applicants
+from fairgate.schema import SYNTHETIC_CONTRACT
 
 DEFAULT_SIZE = 5000
 
@@ -19,25 +30,70 @@ DEFAULT_SIZE = 5000
 class RequestPool:
     singles: list[dict[str, Any]]
     batches: list[dict[str, Any]]  # {"applications": [...]} bodies of ``batch_size``
-    pairs: list[dict[str, Any]]  # {"applications": [female twin, male twin]}
+    pairs: list[dict[str, Any]]  # {"applications": [twin a, twin b]} in the first attribute
 
 
-def build_pool(size: int = DEFAULT_SIZE, *, batch_size: int = 100, seed: int = 2024) -> RequestPool:
-    columns = generate_applicants(size, seed=seed, id_prefix="LOAD")
-    singles = to_records(columns)
+def records(contract: Contract, columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Rows of a column table as JSON-ready dicts in contract field order."""
+    names = contract.field_names
+    rows = zip(*(columns[name].tolist() for name in names), strict=True)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def build_pool(
+    contract: Contract,
+    synthesis: Synthesis,
+    size: int = DEFAULT_SIZE,
+    *,
+    batch_size: int = 100,
+    seed: int = 2024,
+) -> RequestPool:
+    """``size`` applicants like the book's (population marginals), their batches, and twin
+    pairs in the prober's first attribute (its first two values)."""
+    columns = synthesize(contract, synthesis.population, size, seed=seed, id_prefix="LOAD")
+    singles = records(contract, columns)
     batches = [
         {"applications": singles[start : start + batch_size]}
         for start in range(0, size - batch_size + 1, batch_size)
     ]
-    female = to_records(twin(columns, "gender", "female"))
-    male = to_records(twin(columns, "gender", "male"))
-    pairs = [{"applications": [f, m]} for f, m in zip(female, male, strict=True)]
+    attribute = contract.groups.prober[0]
+    a, b = attribute_values(contract, attribute, synthesis.population)[:2]
+    first = records(contract, twin(contract, columns, attribute, a))
+    second = records(contract, twin(contract, columns, attribute, b))
+    pairs = [{"applications": [x, y]} for x, y in zip(first, second, strict=True)]
     return RequestPool(singles=singles, batches=batches, pairs=pairs)
 
 
-def pool_from_env() -> RequestPool:
-    """Pool settings from ``FAIRGATE_LOAD_POOL`` / ``FAIRGATE_LOAD_BATCH`` (locustfiles)."""
-    return build_pool(
-        int(os.environ.get("FAIRGATE_LOAD_POOL", DEFAULT_SIZE)),
-        batch_size=int(os.environ.get("FAIRGATE_LOAD_BATCH", 100)),
-    )
+def target_pool(host: str, size: int, *, batch_size: int = 100) -> RequestPool:
+    """The pool for the service at ``host``, from its ``GET /policy``."""
+    # urllib, not httpx: inside Locust's gevent-patched process httpx's transport breaks.
+    with urllib.request.urlopen(f"{host.rstrip('/')}/policy/", timeout=30) as response:
+        body = json.load(response)
+    contract = contract_from_mapping(body["contract"])
+    return build_pool(contract, Synthesis.from_dict(body["synthesis"]), size, batch_size=batch_size)
+
+
+def synthetic_pool(size: int, *, batch_size: int = 100) -> RequestPool:
+    """The default book's pool without asking a service (the bench's floor endpoints have
+    no ``/policy``): summaries of the synthetic generator's applicants."""
+    source = generate_applicants(20_000, seed=7)
+    synthesis = Synthesis(record_marginals(SYNTHETIC_CONTRACT, source))
+    return build_pool(SYNTHETIC_CONTRACT, synthesis, size, batch_size=batch_size)
+
+
+def _settings() -> tuple[int, int]:
+    size = int(os.environ.get("FAIRGATE_LOAD_POOL", DEFAULT_SIZE))
+    return size, int(os.environ.get("FAIRGATE_LOAD_BATCH", 100))
+
+
+@cache
+def pool_for(host: str) -> RequestPool:
+    """One pool per target per Locust process (``FAIRGATE_LOAD_POOL``/``_BATCH`` sizes)."""
+    size, batch = _settings()
+    return target_pool(host, size, batch_size=batch)
+
+
+@cache
+def synthetic_pool_from_env() -> RequestPool:
+    size, batch = _settings()
+    return synthetic_pool(size, batch_size=batch)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from fairgate.schema import Applicant
-from loadtests.pool import build_pool
+from loadtests.pool import synthetic_pool, target_pool
 from loadtests.runner import progress_line
 from loadtests.server_latency import quantile
 from loadtests.slo import RunStats, Slo, SloError, read_stats, slo_from_mapping, violations
@@ -24,7 +24,7 @@ POST,/decide,3098,0,25,24.9,3,60,371.0,343.9,0.0,25,27,28,29,30,31,33,36,45,60,6
 
 
 def test_pool_bodies_are_valid_applicants_and_pairs_differ_only_in_gender():
-    pool = build_pool(300, batch_size=100, seed=5)
+    pool = synthetic_pool(300, batch_size=100)
     assert len(pool.singles) == 300 and len(pool.batches) == 3
     for body in pool.singles[:50]:
         Applicant.model_validate(body)
@@ -34,7 +34,19 @@ def test_pool_bodies_are_valid_applicants_and_pairs_differ_only_in_gender():
         assert {k: v for k, v in female.items() if k != "gender"} == {
             k: v for k, v in male.items() if k != "gender"
         }
-    assert build_pool(300, seed=5) == pool  # seeded: same bodies every run
+    assert synthetic_pool(300) == pool  # seeded: same bodies every run
+    assert len({body["application_id"] for body in pool.singles}) == 300
+
+
+def test_the_pool_speaks_the_targets_contract(trained, live_service):
+    """Read from GET /policy: the served model's contract and summaries, its request model."""
+    pool = target_pool(live_service.url, 200, batch_size=50)
+    assert len(pool.batches) == 4
+    for body in pool.singles[:50]:
+        Applicant.model_validate(body)
+    ages = [body["age"] for body in pool.singles]
+    # From the recorded quantiles of the book, not the contract's 18..100 bounds alone.
+    assert min(ages) >= 18 and sorted(ages)[100] < 60
 
 
 def test_read_stats_parses_locust_csv(tmp_path):
