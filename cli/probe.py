@@ -16,11 +16,28 @@ def probe(
     target: Annotated[str | None, typer.Option(help="Base URL of the decision service.")] = None,
     interval: Annotated[float | None, typer.Option(help="Seconds between cycles.")] = None,
     pairs: Annotated[int | None, typer.Option(help="Twin pairs per attribute per cycle.")] = None,
-    gap_sample: Annotated[int | None, typer.Option(help="Applicants for the income gap.")] = None,
+    gap_sample: Annotated[
+        int | None, typer.Option(help="Applicants for the gap in the contract's gap field.")
+    ] = None,
     control_pairs: Annotated[
         int | None, typer.Option(help="Applicants sent twice, identical (the control).")
     ] = None,
-    attribute: Annotated[list[str] | None, typer.Option(help="Attribute to flip (repeat).")] = None,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(help="Protected attribute to flip (repeat); default: the contract's."),
+    ] = None,
+    boundary_share: Annotated[
+        float | None,
+        typer.Option(help="Share of probes drawn like the book's applicants near a threshold."),
+    ] = None,
+    contract: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Contract of an endpoint that is not fairgate (default: its GET /policy).",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the probe population.")] = None,
     listen: Annotated[
         str | None, typer.Option("--web.listen-address", help="HOST:PORT for /metrics.")
@@ -42,7 +59,11 @@ def probe(
         Path | None, typer.Option("--markdown", help="With --once: write Markdown.")
     ] = None,
 ) -> None:
-    """Counterfactual prober: twins differing only in a protected attribute, as probes."""
+    """Counterfactual prober: twins differing only in a protected attribute, as probes.
+
+    Applicants, attributes and the gap field come from the target's contract (its
+    GET /policy), or from --contract FILE for an endpoint that is not fairgate.
+    """
     import tomllib
 
     from monitoring.audit import markdown, print_audit, to_json
@@ -60,6 +81,8 @@ def probe(
         "gap_sample": gap_sample,
         "control_pairs": control_pairs,
         "attributes": attribute,
+        "boundary_share": boundary_share,
+        "contract": contract,
         "seed": seed,
         "listen_address": listen,
     }

@@ -20,6 +20,7 @@ from loadtests.server_latency import bucket_counts, quantile
 from loadtests.slo import RunStats
 from monitoring.client import DecisionClient
 from monitoring.prober import ProbeSettings, run_cycle
+from monitoring.target import fetch_target
 from service.bench_inprocess import markdown as inprocess_markdown
 from service.bench_inprocess import measure
 from training.pipeline import TrainConfig, run_training
@@ -95,7 +96,9 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
                "BatchUser", per_request=100)  # fmt: skip
         log("prober: one cycle of 1,000 pairs (gender + age band) + income gap on 100")
         client = DecisionClient(server.url)
-        cycle = run_cycle(client, ProbeSettings(pairs=1000, gap_sample=100), cycle=0)
+        assert client.client is not None
+        target = fetch_target(client.client, server.url)
+        cycle = run_cycle(client, target, ProbeSettings(pairs=1000, gap_sample=100), cycle=0)
         client.close()
     with running_server(workers=2, env=model_env | {"FAIRGATE_GC": "tuned"}) as server:
         locust("decide_2w", "(b) /decide, tuned GC, 2 workers", server.url, "DecideUser")

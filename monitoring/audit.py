@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from monitoring.control import NOT_REPRODUCIBLE
-from monitoring.figures import dollars, rate, ratio
+from monitoring.figures import amount, rate, ratio
+from monitoring.gap import Gap
 from monitoring.prober import CycleResult
 
 
@@ -20,6 +21,33 @@ def control_warning(result: CycleResult) -> str | None:
     if c is None or c.reproducible:
         return None
     return NOT_REPRODUCIBLE.format(flips=c.flips, pairs=c.pairs, rate=rate(c.flip_rate))
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def gap_title(gap: Gap) -> str:
+    """E.g. 'annual_income gap (female minus male)', the gap in the contract's own field."""
+    more = "more" if gap.direction > 0 else "less"
+    return f"{gap.field} gap ({more} needed by {gap.group_a} than by {gap.group_b})"
+
+
+def population_line(result: CycleResult) -> str:
+    p = result.population
+    if p is None:
+        return "population: not recorded"
+    near = (
+        "unknown (no policy or boundary width to compare with)"
+        if p.near_boundary is None
+        else f"{p.near_boundary} of {p.size}"
+    )
+    return (
+        f"population: {p.size} synthetic applicants, {p.from_boundary} drawn like\n"
+        f"  the book's near-threshold ones; near a threshold when decided: {near}"
+    )
 
 
 def control_summary(result: CycleResult) -> str:
@@ -36,6 +64,7 @@ def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
     gap = result.gap
     return {
         "target": result.target,
+        "contract": result.contract,
         "decisions_sent": result.decisions_sent,
         "duration_seconds": result.duration_seconds,
         "control": None
@@ -57,7 +86,8 @@ def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
             }
             for a in result.attributes
         ],
-        "income_gap": None if gap is None else {k: v for k, v in vars(gap).items() if k != "gaps"},
+        "population": None if result.population is None else vars(result.population),
+        "gap": None if gap is None else {k: v for k, v in vars(gap).items() if k != "gaps"},
     }
 
 
@@ -71,14 +101,16 @@ def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
             title=f"Twins differing only in {attribute.attribute} "
             f"(first {rows} of {len(attribute.rows)})"
         )
-        table.add_column("application id")
-        table.add_column("income", justify="right")
+        shown = [k for k in attribute.rows[0] if k not in values] if attribute.rows else []
+        for name in shown:
+            table.add_column(
+                name.replace("_", " "), justify="left" if name == shown[0] else "right"
+            )
         for value in values:
             table.add_column(value)
         for row in attribute.rows[:rows]:
             table.add_row(
-                row["application_id"],
-                f"${row['annual_income']:,.0f}",
+                *(_cell(row[name]) for name in shown),
                 *("approve" if row[v] else "deny" for v in values),
             )
         console.print(table)
@@ -101,13 +133,13 @@ def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
             console.print(pairs)
     if result.gap is not None:
         g = result.gap
+        console.print(f"{gap_title(g)}:")
+        console.print(f"  {g.measured} of {g.sampled} applicants measured")
         console.print(
-            f"income gap ({g.group_a} minus {g.group_b}), {g.measured} of {g.sampled} applicants:"
-        )
-        console.print(
-            f"  median {dollars(g.median_dollars)}, 90th percentile {dollars(g.p90_dollars)}"
+            f"  median {amount(g.median, g.unit)}, 90th percentile {amount(g.p90, g.unit)}"
         )
         console.print(f"  non-monotone {g.non_monotone}, never approved {g.never_approved}")
+    console.print(population_line(result))
     c = result.control
     if c is None:
         console.print("control: not run")
@@ -132,27 +164,28 @@ def markdown(result: CycleResult, rows: int = 20) -> str:
     lines += [control_summary(result) + ".", ""]
     for attribute in result.attributes:
         values = list(attribute.approval_rate)
+        shown = [k for k in attribute.rows[0] if k not in values] if attribute.rows else []
         lines += [
             f"## {attribute.attribute}",
             "",
-            "| application id | income | " + " | ".join(values) + " |",
-            "|---|---:|" + "---|" * len(values),
+            "| " + " | ".join([*shown, *values]) + " |",
+            "|" + "---|" * (len(shown) + len(values)),
         ]
         for row in attribute.rows[:rows]:
-            lines.append(
-                f"| {row['application_id']} | ${row['annual_income']:,.0f} | "
-                + " | ".join("approve" if row[v] else "deny" for v in values)
-                + " |"
-            )
+            cells = [_cell(row[name]) for name in shown]
+            cells += ["approve" if row[v] else "deny" for v in values]
+            lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"Four-fifths ratio {ratio(attribute.approval_ratio)}.", ""]
         for p in attribute.pairs:
             lines.append(f"- {p.group_a} vs {p.group_b}: flip rate {rate(p.flip_rate)}")
         lines.append("")
     if result.gap is not None:
+        g = result.gap
         lines.append(
-            f"Income gap: median {dollars(result.gap.median_dollars)}, "
-            f"p90 {dollars(result.gap.p90_dollars)}."
+            f"{gap_title(g).capitalize()}: median {amount(g.median, g.unit)}, "
+            f"p90 {amount(g.p90, g.unit)}."
         )
+    lines += ["", " ".join(population_line(result).split()) + "."]
     lines += ["", f"{result.decisions_sent} decisions sent in {result.duration_seconds:.2f} s.", ""]
     return "\n".join(lines) + "\n"
 

@@ -1,4 +1,4 @@
-"""HTTP client for any endpoint that speaks the service's request schema."""
+"""HTTP client for any endpoint that takes a contract's applications in batches."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Final
 import httpx
 import numpy as np
 
-from fairgate.generator import to_records
 from service.api_models import PROBE_HEADER
 
 MAX_REQUEST_BATCH: Final[int] = 1000
 ERROR_KINDS: Final[tuple[str, ...]] = (
-    "connection", "timeout", "http_5xx", "http_4xx", "bad_response",
+    "connection", "timeout", "http_5xx", "http_4xx", "bad_response", "contract",
 )  # fmt: skip
 
 
@@ -27,7 +26,8 @@ class ProbeError(Exception):
 
 @dataclass
 class DecisionClient:
-    """Posts applicant tables to ``{target}{batch_path}`` marked as probes."""
+    """Posts applicant tables to ``{target}{batch_path}`` marked as probes; ``fields`` (the
+    contract's field names, in order) are the properties each application carries."""
 
     target: str
     timeout: float = 10.0
@@ -36,14 +36,27 @@ class DecisionClient:
 
     def __post_init__(self) -> None:
         self.client = self.client or httpx.Client(timeout=self.timeout, headers={PROBE_HEADER: "1"})
+        self.fields: tuple[str, ...] = ()
         self.requests = 0
         # Every decision asked for, counted as sent, whether or not the request succeeds.
         self.decisions_sent = 0
 
     def decide(self, columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Return (approved, score) per row, in order."""
-        records = to_records(columns)
-        approved, scores = [], []
+        approved, scores, _ = self.decide_groups(columns)
+        return approved, scores
+
+    def records(self, columns: dict[str, np.ndarray]) -> list[dict]:
+        names = self.fields or tuple(columns)
+        rows = zip(*(columns[name].tolist() for name in names), strict=True)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def decide_groups(
+        self, columns: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(approved, score, group) per row, in order; group is "" when the endpoint has none."""
+        records = self.records(columns)
+        approved, scores, groups = [], [], []
         for start in range(0, len(records), MAX_REQUEST_BATCH):
             chunk = records[start : start + MAX_REQUEST_BATCH]
             decisions = self._post(chunk)
@@ -55,11 +68,16 @@ class DecisionClient:
                 try:
                     approved.append(bool(item["approved"]))
                     scores.append(float(item.get("score", np.nan)))
+                    groups.append(str(item.get("group", "")))
                 except (KeyError, TypeError, ValueError) as error:
                     raise ProbeError(
                         "bad_response", f"decision without 'approved': {item!r}"
                     ) from error
-        return np.array(approved, dtype=bool), np.array(scores, dtype=np.float64)
+        return (
+            np.array(approved, dtype=bool),
+            np.array(scores, dtype=np.float64),
+            np.array(groups, dtype=object),
+        )
 
     def _post(self, records: list[dict]) -> list[dict]:
         assert self.client is not None

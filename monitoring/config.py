@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, Final
-
-from monitoring.counterfactual import ATTRIBUTE_VALUES
 
 ENV_PREFIX: Final[str] = "FAIRGATE_PROBE_"
 
@@ -26,8 +25,12 @@ class ProberConfig:
     pairs: int = 1000
     gap_sample: int = 100
     control_pairs: int = 200  # capped at ``pairs``: the first twins' applicants, sent twice
-    attributes: tuple[str, ...] = ("gender", "age_band")
+    # Empty: the contract's groups.prober (checked against the contract each cycle).
+    attributes: tuple[str, ...] = ()
     seed: int = 0
+    boundary_share: float = 0.5
+    # A contract file for an endpoint that is not fairgate (no GET /policy to read).
+    contract: Path | None = None
     listen_address: str = "127.0.0.1:9109"
     timeout_seconds: float = 10.0
 
@@ -58,6 +61,8 @@ def config_from_mapping(raw: Mapping[str, Any]) -> ProberConfig:
         "target": lambda v: _url(str(v)),
         "listen_address": lambda v: _address(str(v)),
         "attributes": _attributes,
+        "boundary_share": _share,
+        "contract": _contract,
     }
     for key, check in checks.items():
         if key in raw:
@@ -90,7 +95,27 @@ def _address(value: str) -> str:
 def _attributes(value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
     names = tuple(item.strip() for item in items if item.strip())
-    unknown = [n for n in names if n not in ATTRIBUTE_VALUES]
-    if unknown or not names:
-        raise ValueError(f"expected some of {tuple(ATTRIBUTE_VALUES)}")
+    bad = [n for n in names if not n.isidentifier()]
+    if bad:
+        raise ValueError(f"expected protected-attribute names of the contract, got {bad}")
     return names
+
+
+def _share(value: Any) -> float:
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return share
+
+
+def _contract(value: Any) -> Path:
+    from fairgate.contract import ContractError, load_contract
+
+    path = Path(str(value))
+    if not path.is_file():
+        raise ValueError("no such file")
+    try:
+        load_contract(path)
+    except ContractError as error:
+        raise ValueError(str(error)) from error
+    return path

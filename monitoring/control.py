@@ -18,7 +18,7 @@ Decide = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, np.ndarray]]
 NOT_REPRODUCIBLE: Final[str] = (
     "NOT REPRODUCIBLE: {flips} of {pairs} identical applicants sent twice got different "
     "decisions (control flip rate {rate}). The endpoint's decisions are not reproducible, "
-    "so the flip rates and the income gap cannot be read as bias."
+    "so the flip rates and the gap cannot be read as bias."
 )
 
 

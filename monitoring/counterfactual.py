@@ -1,61 +1,40 @@
 """Counterfactual twins: identical applicants that differ only in one protected attribute.
 
-Twins keep every other field, the application id included, so a service that keys its
-random draw on the id gives both twins the same draw and any difference in decision is
-the attribute's doing.
+Twins keep every other field, the application id included (``fairgate.contract_twins``), so
+a service whose randomized draw is keyed on the applicant gives both twins the same draw
+and any difference in decision is the attribute's doing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 
-from fairgate.generator import generate_applicants
-from fairgate.schema import AGE_BAND_REPRESENTATIVE, AGE_BANDS, age_band
-
-# Values each attribute is flipped across. Gender uses the two groups the policy has
-# thresholds for; age band moves age to a representative age of each band.
-ATTRIBUTE_VALUES: Final[dict[str, tuple[str, ...]]] = {
-    "gender": ("female", "male"),
-    "age_band": AGE_BANDS,
-}
+from fairgate.contract_synth import synthesize
+from monitoring.target import ProbeTarget
 
 
-def base_population(n: int, *, seed: int, boundary_share: float = 0.5) -> dict[str, np.ndarray]:
-    """``n`` applicants, ``boundary_share`` of them pulled toward the typical decision zone.
+def probe_population(
+    target: ProbeTarget, n: int, *, seed: int, boundary_share: float = 0.5
+) -> dict[str, np.ndarray]:
+    """``n`` synthetic applicants: ``boundary_share`` of them from the summaries of the book's
+    applicants nearest their group's threshold, the rest like the whole book.
 
     Random applicants are mostly far from any threshold, where no attribute can flip them;
-    scaling loan size toward moderate income multiples concentrates probes where decisions
-    are actually made, so a cycle's flip rate is informative.
+    the boundary summaries put probes where decisions are made, on any book. Without them
+    (a foreign endpoint, or a book too small) every probe comes from the population.
     """
-    columns = generate_applicants(n, seed=seed, id_prefix="PROBE")
-    rng = np.random.default_rng([seed, 2])
-    near = rng.random(n) < boundary_share
-    income = columns["annual_income"]
-    columns["annual_income"] = np.where(near, np.round(rng.uniform(15_000, 90_000, n), 2), income)
-    columns["loan_amount"] = np.where(
-        near,
-        np.round(columns["annual_income"] * rng.uniform(0.1, 0.5, n) + 1000, 2),
-        columns["loan_amount"],
-    )
-    return columns
-
-
-def twin(columns: dict[str, np.ndarray], attribute: str, value: str) -> dict[str, np.ndarray]:
-    """A copy of ``columns`` with ``attribute`` set to ``value`` for every applicant."""
-    copy = dict(columns)
-    if attribute == "gender":
-        copy["gender"] = np.full(len(columns["gender"]), value, dtype=object)
-    elif attribute == "age_band":
-        # Keep age when already in the band, so the twin differs only where it must.
-        keep = age_band(columns["age"]) == value
-        copy["age"] = np.where(keep, columns["age"], AGE_BAND_REPRESENTATIVE[value])
-    else:
-        raise ValueError(f"cannot flip unknown attribute {attribute!r}")
-    return copy
+    synthesis, contract = target.synthesis, target.contract
+    near = round(n * boundary_share) if synthesis.boundary is not None else 0
+    parts = [synthesize(contract, synthesis.population, n - near, seed=seed, id_prefix="PROBE")]
+    if near:
+        boundary = synthesis.boundary
+        assert boundary is not None
+        parts.append(synthesize(contract, boundary, near, seed=seed + 1, id_prefix="PROBE-B"))
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 @dataclass(frozen=True)
@@ -106,9 +85,13 @@ class AttributeResult:
 
 
 def attribute_result(
-    attribute: str, base: dict[str, np.ndarray], outcomes: dict[str, tuple[np.ndarray, np.ndarray]]
+    attribute: str,
+    base: dict[str, np.ndarray],
+    outcomes: dict[str, tuple[np.ndarray, np.ndarray]],
+    shown: tuple[str, ...],
 ) -> AttributeResult:
-    """Summarise one attribute's twins; ``outcomes[value] = (approved, score)``."""
+    """Summarise one attribute's twins; ``outcomes[value] = (approved, score)``; each row of
+    the audit shows the fields in ``shown`` (the id, and the gap field if there is one)."""
     rates = {value: float(np.mean(approved)) for value, (approved, _) in outcomes.items()}
     top = max(rates.values())
     ratio = min(rates.values()) / top if top > 0 else 1.0
@@ -116,14 +99,15 @@ def attribute_result(
         pair_stats(attribute, a, b, outcomes[a][0], outcomes[b][0], outcomes[a][1], outcomes[b][1])
         for a, b in combinations(outcomes, 2)
     ]
+    n = len(base[shown[0]])
     rows = [
         {
-            "application_id": base["application_id"][i],
-            "annual_income": float(base["annual_income"][i]),
+            **{name: base[name][i].item() if hasattr(base[name][i], "item") else base[name][i]
+               for name in shown},
             **{value: bool(outcomes[value][0][i]) for value in outcomes},
         }
-        for i in range(len(base["application_id"]))
-    ]
+        for i in range(n)
+    ]  # fmt: skip
     return AttributeResult(
         attribute=attribute, approval_rate=rates, approval_ratio=ratio, pairs=pairs, rows=rows
     )

@@ -2,8 +2,9 @@
 
 A line reads on its own: ``probe cycle 3 ok target=http://svc:3000 decisions_sent=7400
 duration=1.23s worst_four_fifths=0.795 (gender) max_flip_rate=22.5% (gender female/male)
-control_flip_rate=0.0% median_gap=$13,143``. Figures are rounded toward their alert line
-(``monitoring.figures``), so a line never reads as passing when the alert fires.
+control_flip_rate=0.0% median_gap=$13,143 (annual_income) near_boundary=512/1000``.
+Figures are rounded toward their alert line (``monitoring.figures``), so a line never reads
+as passing when the alert fires.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from typing import Final
 
 from monitoring.client import ProbeError
-from monitoring.figures import dollars, rate, ratio
+from monitoring.figures import amount, rate, ratio
 from monitoring.prober import CycleResult
 
 LOG_LEVELS: Final[tuple[str, ...]] = ("debug", "info", "warning", "error")
@@ -50,7 +51,11 @@ def cycle_line(result: CycleResult) -> str:
     if result.control is not None:
         parts.append(f"control_flip_rate={rate(result.control.flip_rate)}")
     if result.gap is not None:
-        parts.append(f"median_gap={dollars(result.gap.median_dollars)}")
+        gap = result.gap
+        parts.append(f"median_gap={amount(gap.median, gap.unit).replace(' ', '_')} ({gap.field})")
+    population = result.population
+    if population is not None and population.near_boundary is not None:
+        parts.append(f"near_boundary={population.near_boundary}/{population.size}")
     if result.control is not None and not result.control.reproducible:
         parts.append("NOT REPRODUCIBLE: the flip rates and the gap are not evidence of bias")
     return " ".join(parts)

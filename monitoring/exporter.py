@@ -52,14 +52,25 @@ class ProberMetrics:
             ["target", "attribute"],
         )
         self.gap = gauge(
-            "fairgate_probe_income_gap_dollars",
-            "Extra income group_a needs over group_b to be approved.",
-            ["target", "attribute", "group_a", "group_b", "quantile"],
+            "fairgate_probe_gap",
+            "How much more of the contract's gap field (in its unit) group_a's twin needs "
+            "than group_b's to be approved (less, for a field where less helps).",
+            ["target", "attribute", "group_a", "group_b", "quantile", "field", "unit"],
+        )
+        self.gap_ratio = gauge(
+            "fairgate_probe_gap_ratio",
+            "fairgate_probe_gap over the field's median in the book (unitless).",
+            ["target", "attribute", "group_a", "group_b", "quantile", "field"],
         )
         self.gap_excluded = gauge(
-            "fairgate_probe_income_gap_excluded",
+            "fairgate_probe_gap_excluded",
             "Sampled applicants left out of the gap, by reason.",
             ["target", "reason"],
+        )
+        self.near_boundary = gauge(
+            "fairgate_probe_near_boundary_ratio",
+            "Share of the cycle's base applicants scored near their group's threshold.",
+            ["target"],
         )
         self.control_flip = gauge(
             "fairgate_probe_control_flip_rate",
@@ -101,7 +112,9 @@ class ProberMetrics:
             self.approval,
             self.four_fifths,
             self.gap,
+            self.gap_ratio,
             self.gap_excluded,
+            self.near_boundary,
             self.control_flip,
         ]
 
@@ -142,10 +155,13 @@ class ProberMetrics:
             self.pairs.labels(target, attribute.attribute).inc(len(attribute.rows))
         if result.gap is not None and result.gap.measured:
             gap = result.gap
-            for quantile, value in (("0.5", gap.median_dollars), ("0.9", gap.p90_dollars)):
-                self.gap.labels(target, gap.attribute, gap.group_a, gap.group_b, quantile).set(
-                    value
-                )
+            pair = (target, gap.attribute, gap.group_a, gap.group_b)
+            for quantile, value in (("0.5", gap.median), ("0.9", gap.p90)):
+                self.gap.labels(*pair, quantile, gap.field, gap.unit).set(value)
+            self.gap_ratio.labels(*pair, "0.5", gap.field).set(gap.median_ratio)
+        population = result.population
+        if population is not None and population.near_boundary is not None and population.size:
+            self.near_boundary.labels(target).set(population.near_boundary / population.size)
         if result.gap is not None:
             self.gap_excluded.labels(target, "non_monotone").set(result.gap.non_monotone)
             self.gap_excluded.labels(target, "never_approved").set(result.gap.never_approved)

@@ -41,3 +41,19 @@ def dollars(value: float) -> str:
         return "n/a"
     size = math.ceil(abs(value))
     return f"{'-' if value < 0 else ''}${size:,}"
+
+
+def amount(value: float, unit: str) -> str:
+    """A gap in its field's unit, rounded away from zero like ``dollars`` (which it is for
+    dollars): ``amount(2.301, "months") == "2.31 months"``, ``amount(13142.2, "") == "13,143"``."""
+    if unit == "dollars":
+        return dollars(value)
+    if not math.isfinite(value):
+        return "n/a"
+    sign = "-" if value < 0 else ""
+    if abs(value) >= 100:
+        text = f"{math.ceil(abs(value)):,}"
+    else:
+        up = ROUND_CEILING if value >= 0 else ROUND_FLOOR
+        text = str(abs(_quantize(value, 2, up)))
+    return f"{sign}{text}{' ' + unit if unit else ''}"

@@ -7,16 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fairgate.contract_twins import attribute_values, twin
 from monitoring.client import DecisionClient
 from monitoring.control import ControlResult, control
-from monitoring.counterfactual import (
-    ATTRIBUTE_VALUES,
-    AttributeResult,
-    attribute_result,
-    base_population,
-    twin,
-)
-from monitoring.income_gap import IncomeGap, income_gap
+from monitoring.counterfactual import AttributeResult, attribute_result, probe_population
+from monitoring.gap import Gap, measure_gap
+from monitoring.target import ProbeTarget
 
 
 @dataclass(frozen=True)
@@ -24,22 +20,39 @@ class ProbeSettings:
     pairs: int = 1000
     gap_sample: int = 100
     control_pairs: int = 200
-    attributes: tuple[str, ...] = ("gender", "age_band")
+    attributes: tuple[str, ...] = ()  # empty: the contract's groups.prober
     seed: int = 0
+    boundary_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class Population:
+    """The cycle's base applicants, and how many were near a decision threshold."""
+
+    size: int
+    from_boundary: int
+    # Base applicants some twin of which scored within the recorded boundary width of its
+    # group's threshold; None when the prober knows no policy (a foreign endpoint) or the
+    # book was too small to record a boundary population.
+    near_boundary: int | None
 
 
 @dataclass
 class CycleResult:
     target: str
     cycle: int
+    contract: str = ""
     attributes: list[AttributeResult] = field(default_factory=list)
-    gap: IncomeGap | None = None
+    gap: Gap | None = None
     control: ControlResult | None = None
+    population: Population | None = None
     decisions_sent: int = 0
     duration_seconds: float = 0.0
 
 
-def run_cycle(client: DecisionClient, settings: ProbeSettings, cycle: int) -> CycleResult:
+def run_cycle(
+    client: DecisionClient, target: ProbeTarget, settings: ProbeSettings, cycle: int
+) -> CycleResult:
     """Raises ``ProbeError`` on any failed request: a cycle is all or nothing.
 
     ``decisions_sent`` is every decision the cycle asked the endpoint for (twins, control,
@@ -47,29 +60,55 @@ def run_cycle(client: DecisionClient, settings: ProbeSettings, cycle: int) -> Cy
     """
     started = time.perf_counter()
     sent_before = client.decisions_sent
+    contract = target.contract
+    client.fields = contract.field_names
+    attributes = target.attributes(settings.attributes)
     # A fresh population every cycle, reproducible from (seed, cycle).
-    base = base_population(settings.pairs, seed=settings.seed * 1_000_003 + cycle)
-    result = CycleResult(target=client.target, cycle=cycle)
-    for attribute in settings.attributes:
-        values = ATTRIBUTE_VALUES[attribute]
+    base = probe_population(
+        target,
+        settings.pairs,
+        seed=settings.seed * 1_000_003 + cycle,
+        boundary_share=settings.boundary_share,
+    )
+    shown = (contract.id_field.name, *((contract.gap.field,) if contract.gap else ()))
+    result = CycleResult(target=client.target, cycle=cycle, contract=contract.name)
+    n = settings.pairs
+    near = np.zeros(n, dtype=bool)
+    knows_boundary = target.policy is not None and np.isfinite(target.synthesis.boundary_width)
+    for attribute in attributes:
+        values = attribute_values(contract, attribute, target.synthesis.population)
         # All twins of an attribute in one table: fewer, larger requests.
-        stacked = [twin(base, attribute, value) for value in values]
+        stacked = [twin(contract, base, attribute, value) for value in values]
         table = {k: np.concatenate([t[k] for t in stacked]) for k in base}
-        approved, scores = client.decide(table)
-        n = settings.pairs
+        approved, scores, groups = client.decide_groups(table)
+        if knows_boundary:
+            distance = target.policy.boundary_distance(scores, groups)
+            near |= (distance <= target.synthesis.boundary_width).reshape(len(values), n).any(0)
         outcomes = {
             v: (approved[i * n : (i + 1) * n], scores[i * n : (i + 1) * n])
             for i, v in enumerate(values)
         }
-        result.attributes.append(attribute_result(attribute, base, outcomes))
-    # The first applicants of the base population, so the control covers the same
-    # boundary-heavy mix the twins are drawn from.
+        result.attributes.append(attribute_result(attribute, base, outcomes, shown))
+    boundary = target.synthesis.boundary is not None
+    result.population = Population(
+        size=n,
+        from_boundary=round(n * settings.boundary_share) if boundary else 0,
+        near_boundary=int(near.sum()) if knows_boundary else None,
+    )
+    # The first applicants of the base population, so the control covers the same mix.
     result.control = control(
         client.decide, {k: v[: settings.control_pairs] for k, v in base.items()}
     )
-    if settings.gap_sample > 0 and "gender" in settings.attributes:
-        sample = {k: v[: settings.gap_sample] for k, v in base.items()}
-        result.gap = income_gap(client.decide, sample)
+    if settings.gap_sample > 0 and contract.gap is not None and attributes:
+        attribute = attributes[0]
+        group_a, group_b = attribute_values(contract, attribute, target.synthesis.population)[:2]
+        # Spread over both parts of the population: every k-th applicant.
+        step = max(1, n // settings.gap_sample)
+        sample = {k: v[::step][: settings.gap_sample] for k, v in base.items()}
+        result.gap = measure_gap(
+            client.decide, contract, target.synthesis.population, sample,
+            attribute=attribute, group_a=group_a, group_b=group_b,
+        )  # fmt: skip
     result.decisions_sent = client.decisions_sent - sent_before
     result.duration_seconds = time.perf_counter() - started
     return result

@@ -13,6 +13,7 @@ from monitoring.config import ProberConfig
 from monitoring.cycle_log import cycle_failed_line, cycle_line
 from monitoring.exporter import ProberMetrics
 from monitoring.prober import CycleResult, ProbeSettings, run_cycle
+from monitoring.target import ProbeTarget, fetch_target, target_from_contract
 
 log = logging.getLogger("fairgate.prober")
 
@@ -24,7 +25,17 @@ def settings_of(config: ProberConfig) -> ProbeSettings:
         control_pairs=config.control_pairs,
         attributes=config.attributes,
         seed=config.seed,
+        boundary_share=config.boundary_share,
     )
+
+
+def resolve_target(config: ProberConfig, client: DecisionClient) -> ProbeTarget:
+    """The contract file when one is configured, else the target's own ``GET /policy``
+    (read every cycle: a redeployed model may bring another contract)."""
+    if config.contract is not None:
+        return target_from_contract(config.contract, config.target)
+    assert client.client is not None
+    return fetch_target(client.client, config.target)
 
 
 def probe_once(
@@ -33,7 +44,8 @@ def probe_once(
     started = time.perf_counter()
     sent_before = client.decisions_sent
     try:
-        result = run_cycle(client, settings_of(config), cycle)
+        target = resolve_target(config, client)
+        result = run_cycle(client, target, settings_of(config), cycle)
     except ProbeError as error:
         duration = time.perf_counter() - started
         sent = client.decisions_sent - sent_before

@@ -94,7 +94,7 @@ def alert_lines() -> dict[str, float]:
     patterns = {
         "four_fifths": r"fairgate_probe_four_fifths_ratio \* 1000\) / 1000 < ([\d.]+)",
         "flips": r"fairgate_probe_flip_ratio \* 1000\) / 1000 > ([\d.]+)",
-        "gap": r'income_gap_dollars\{quantile="0.5"\}\)\) > ([\d.]+)',
+        "gap": r'fairgate_probe_gap_ratio\{quantile="0.5"\}\) \* 1000\) / 1000 > ([\d.]+)',
     }
     lines = {}
     for name, pattern in patterns.items():
@@ -120,7 +120,7 @@ def figures(
         pair = next(p for p in gender["pairs"] if {p["group_a"], p["group_b"]} == {WOMAN, MAN})
         woman_first = pair["group_a"] == WOMAN
         sign = 1 if woman_first else -1
-        gap = result["income_gap"]
+        gap = result["gap"]
         per_mode[mode] = {
             "test_approval": {g: group["by_group"][g]["selection_rate"] for g in (WOMAN, MAN)},
             "test_dp_ratio": group["demographic_parity_ratio"],
@@ -134,8 +134,9 @@ def figures(
             "favours_woman": pair["favours_a_rate"] if woman_first else pair["favours_b_rate"],
             # mean(score of the woman - score of her male twin)
             "twin_score_difference": sign * pair["mean_score_difference"],
-            "gap_median": gap["median_dollars"],
-            "gap_p90": gap["p90_dollars"],
+            "gap_median": gap["median"],
+            "gap_p90": gap["p90"],
+            "gap_ratio": gap["median_ratio"],
             "control_flip_rate": result["control"]["flip_rate"],
             "control_pairs": result["control"]["pairs"],
             "decisions_sent": result["decisions_sent"],
@@ -147,7 +148,7 @@ def figures(
             "FairgateProbeFourFifthsBreach": row["probe_four_fifths"] < lines["four_fifths"],
             "FairgateCounterfactualFlips": row["flip_rate"] > lines["flips"]
             and row["control_flip_rate"] == 0,
-            "FairgateIncomeGap": abs(row["gap_median"]) > lines["gap"],
+            "FairgateGap": abs(row["gap_ratio"]) > lines["gap"],
         }
     rules, lottery = metrics["policy"]["rules"], metrics["randomized_policy"]["rules"]
     return {
@@ -201,8 +202,10 @@ def table(data: dict[str, Any]) -> list[str]:
             lambda r: f"{pct(r['probe_approval'][WOMAN])} / {pct(r['probe_approval'][MAN])}"),
         row("probe four-fifths ratio", lambda r: ratio(r["probe_four_fifths"])),
         row('twin pairs decided differently ("Counterfactual flip rate")', _flips),
-        row('median extra income a woman needs ("Income gap", q0.5)',
+        row('median extra income a woman needs ("Gap", q0.5)',
             lambda r: _gap(r["gap_median"])),
+        row("that gap over the book's median income (alert line 0.1)",
+            lambda r: f"{r['gap_ratio']:+.3f}"),
         row("90th percentile of that gap (q0.9)", lambda r: _gap(r["gap_p90"])),
         row("identical applicants sent twice decided differently (control)",
             lambda r: f"{rate(r['control_flip_rate'])} of {r['control_pairs']}"),
@@ -237,7 +240,7 @@ def bullets(data: dict[str, Any]) -> list[str]:
     gap = f"the median extra income a woman needs goes from {_gap(u['gap_median'])} to " + (
         _gap(d["gap_median"]) + ("" if same_sign else ": she now needs less than her twin")
     )
-    alerts = ["FairgateCounterfactualFlips", "FairgateIncomeGap", "FairgateProbeFourFifthsBreach"]
+    alerts = ["FairgateCounterfactualFlips", "FairgateGap", "FairgateProbeFourFifthsBreach"]
     fired = {
         name: [mode for mode in MODES if m[mode]["alerts"][name]] or ["none of the three"]
         for name in alerts
@@ -263,7 +266,7 @@ def bullets(data: dict[str, Any]) -> list[str]:
         f"{gap}. The randomized rule flips {_flips(r)}.",
         f"- **Which alerts fire** (lines from `monitoring/prometheus/rules/alerts.yml`): "
         f"`FairgateCounterfactualFlips` on {', '.join(fired['FairgateCounterfactualFlips'])}; "
-        f"`FairgateIncomeGap` on {', '.join(fired['FairgateIncomeGap'])}; "
+        f"`FairgateGap` on {', '.join(fired['FairgateGap'])}; "
         f"`FairgateProbeFourFifthsBreach` on {', '.join(fired['FairgateProbeFourFifthsBreach'])} "
         f"({control}).",
     ]

@@ -42,6 +42,36 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     return run_training(config)
 
 
+GERMAN = REPO / "tests" / "fixtures" / "germancredit" / "germancredit.csv"
+# What a person adds to the German book's draft: the gap field (larger loans are riskier,
+# so less of it helps) and its monotone feature.
+GERMAN_GAP = '\n[gap]\nfield = "credit_amount"\ndirection = -1\nunit = "DM"\n'
+
+
+@pytest.fixture(scope="session")
+def german_trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """A second contract unlike the default: the German credit book (1,000 rows), drafted
+    by ``fairgate init``'s code with a gap field added, trained as it is."""
+    from training.book_check import read_book
+    from training.draft_contract import draft_contract
+
+    work = tmp_path_factory.mktemp("german")
+    contract = work / "german.toml"
+    draft = draft_contract(
+        read_book(GERMAN),
+        label="creditability",
+        approved=["good"],
+        protected=["age_in_years", "personal_status_and_sex"],
+        name="german_credit",
+    )
+    contract.write_text(draft + GERMAN_GAP)
+    config = TrainConfig(
+        data=GERMAN, contract=contract, bootstrap=20, reports_dir=work / "reports",
+        model_name="german-loan",
+    )  # fmt: skip
+    return run_training(config)
+
+
 def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,18 +15,34 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from fairgate.contract import contract_to_mapping
+from fairgate.contract_synth import Synthesis, record_marginals
+from fairgate.generator import generate_applicants
+from fairgate.policy import ThresholdPolicy
+from fairgate.schema import SYNTHETIC_CONTRACT
 from monitoring.audit import as_dict, control_warning, markdown, print_audit, to_json
 from monitoring.client import DecisionClient
 from monitoring.config import ConfigError, config_from_mapping
-from monitoring.counterfactual import AttributeResult, base_population
+from monitoring.counterfactual import AttributeResult, probe_population
 from monitoring.cycle_log import cycle_line
 from monitoring.exporter import ProberMetrics
-from monitoring.figures import dollars, rate, ratio
+from monitoring.figures import amount, dollars, rate, ratio
 from monitoring.prober import CycleResult, ProbeSettings, run_cycle
 from monitoring.runner import probe_once
+from monitoring.target import target_from_policy
 from tests.conftest import free_port, wait_http
 
 BAR, GAP = 40_000.0, 12_500.0
+# What the fake endpoints publish on GET /policy: the synthetic contract, summaries of the
+# synthetic generator's applicants, and a one-threshold policy by gender.
+SYNTHESIS = Synthesis(record_marginals(SYNTHETIC_CONTRACT, generate_applicants(20_000, seed=3)))
+POLICY = ThresholdPolicy.single_threshold(attributes=("gender",), groups=["female", "male"])
+PAYLOAD = {
+    "contract": contract_to_mapping(SYNTHETIC_CONTRACT),
+    "synthesis": SYNTHESIS.to_dict(),
+    "policy": POLICY.to_dict(),
+}
+TARGET = target_from_policy(PAYLOAD, "test")
 
 
 def rule_app(gap: float, mode: dict) -> Starlette:
@@ -62,8 +78,15 @@ def rule_app(gap: float, mode: dict) -> Starlette:
     async def ready(_: Request):
         return PlainTextResponse("ok")
 
+    async def policy(_: Request):
+        return JSONResponse(PAYLOAD)
+
     return Starlette(
-        routes=[Route("/decide_batch", decide, methods=["POST"]), Route("/readyz", ready)]
+        routes=[
+            Route("/decide_batch", decide, methods=["POST"]),
+            Route("/readyz", ready),
+            Route("/policy/", policy),
+        ]
     )
 
 
@@ -96,9 +119,11 @@ SETTINGS = ProbeSettings(pairs=1000, gap_sample=100, attributes=("gender", "age_
 def test_truth_flip_rate_and_gap_on_a_known_rule(endpoint):
     start, _ = endpoint
     client = DecisionClient(start(GAP))
-    result = run_cycle(client, SETTINGS, cycle=0)
-    base = base_population(SETTINGS.pairs, seed=SETTINGS.seed * 1_000_003)
+    result = run_cycle(client, TARGET, SETTINGS, cycle=0)
+    # The cycle's inputs (not its outputs): the same seeded synthetic applicants.
+    base = probe_population(TARGET, SETTINGS.pairs, seed=SETTINGS.seed * 1_000_003)
     income = base["annual_income"]
+    assert 0.1 < np.mean((income >= BAR) & (income < BAR + GAP)) < 0.5  # informative
     analytic = np.mean((income >= BAR) & (income < BAR + GAP))
     gender = next(a for a in result.attributes if a.attribute == "gender")
     (pair,) = gender.pairs
@@ -108,15 +133,20 @@ def test_truth_flip_rate_and_gap_on_a_known_rule(endpoint):
     assert all(p.flip_rate == 0 for p in age.pairs)
     gap = result.gap
     assert gap.measured == 100 and gap.non_monotone == 0
-    assert gap.median_dollars == pytest.approx(GAP, rel=0.01)
-    assert gap.p90_dollars == pytest.approx(GAP, rel=0.01)
+    assert (gap.field, gap.unit, gap.group_a, gap.group_b) == (
+        "annual_income", "dollars", "female", "male",
+    )  # fmt: skip
+    assert gap.median == pytest.approx(GAP, rel=0.01)
+    assert gap.p90 == pytest.approx(GAP, rel=0.01)
+    typical = SYNTHESIS.population.quantiles["annual_income"][100]  # the book's median income
+    assert gap.median_ratio == pytest.approx(GAP / typical, rel=0.01)
 
 
 def test_fair_endpoint_shows_no_flips_and_no_gap(endpoint):
     start, _ = endpoint
-    result = run_cycle(DecisionClient(start(0.0)), SETTINGS, cycle=0)
+    result = run_cycle(DecisionClient(start(0.0)), TARGET, SETTINGS, cycle=0)
     assert all(p.flip_rate == 0 for a in result.attributes for p in a.pairs)
-    assert result.gap.median_dollars == pytest.approx(0, abs=1.0)
+    assert result.gap.median == pytest.approx(0, abs=5.0)
 
 
 def test_exporter_clears_values_when_a_cycle_fails_and_recovers(endpoint):
@@ -180,7 +210,8 @@ def test_config_reports_every_bad_entry_at_once():
                 "target": "ftp://x",
                 "pairs": "0",
                 "control_pairs": "0",
-                "attributes": "gender,religion",
+                "attributes": "gender,not a name",
+                "boundary_share": "2",
                 "listen_address": "nope",
                 "colour": "red",
             }
@@ -188,6 +219,7 @@ def test_config_reports_every_bad_entry_at_once():
     message = str(error.value)
     for key in (
         "target", "pairs", "control_pairs", "attributes", "listen_address", "colour: unknown",
+        "boundary_share",
     ):  # fmt: skip
         assert key in message
     config = config_from_mapping({"pairs": "50", "attributes": "gender"})
@@ -196,7 +228,7 @@ def test_config_reports_every_bad_entry_at_once():
 
 def test_deterministic_biased_endpoint_passes_the_control(endpoint):
     start, _ = endpoint
-    result = run_cycle(DecisionClient(start(GAP)), SETTINGS, cycle=0)
+    result = run_cycle(DecisionClient(start(GAP)), TARGET, SETTINGS, cycle=0)
     assert result.control.pairs == SETTINGS.control_pairs == 200
     assert result.control.flips == 0 and result.control.flip_rate == 0.0
     assert control_warning(result) is None
@@ -223,7 +255,7 @@ def test_coin_toss_endpoint_is_not_reproducible_rather_than_biased(endpoint):
     assert gauge == result.control.flip_rate
     console = Console(record=True, width=200)
     print_audit(result, console)
-    text = console.export_text()
+    text = " ".join(console.export_text().split())  # as read, whatever the wrapping
     assert "NOT REPRODUCIBLE" in text and "cannot be read as bias" in text
     assert "NOT REPRODUCIBLE" in markdown(result)
     document = json.loads(to_json(result))
@@ -286,7 +318,7 @@ def test_one_log_line_per_cycle_with_the_headline_figures(endpoint, caplog):
     assert ok.startswith(f"probe cycle 7 ok target={url} decisions_sent={result.decisions_sent} ")
     assert f"max_flip_rate={rate(gender.pairs[0].flip_rate)} (gender female/male)" in ok
     assert "worst_four_fifths=" in ok and "control_flip_rate=0.0%" in ok
-    assert "median_gap=-$" not in ok and "median_gap=$12," in ok
+    assert "median_gap=-$" not in ok and "median_gap=$12," in ok and "(annual_income)" in ok
     assert failed.startswith(f"probe cycle 8 failed kind=timeout target={url} decisions_sent=")
 
 
@@ -302,6 +334,10 @@ def test_one_log_line_per_cycle_with_the_headline_figures(endpoint, caplog):
         (0.00004, "0.1%", rate),  # a control flip is never printed as 0.0%
         (5000.4, "$5,001", dollars),  # not $5,000: the gap line is $5,000
         (-6375.2, "-$6,376", dollars),
+        (2.301, "2.31 months", lambda v: amount(v, "months")),  # away from zero
+        (-2.301, "-2.31 months", lambda v: amount(v, "months")),
+        (13142.2, "13,143", lambda v: amount(v, "")),
+        (5000.4, "$5,001", lambda v: amount(v, "dollars")),
     ],
 )
 def test_printed_figures_never_round_across_an_alert_line(value, printed, function):

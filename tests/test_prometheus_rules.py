@@ -72,9 +72,21 @@ MUTATIONS = {
     ),
     "quiet groups kept in the ratio": (
         "recording.yml",
-        "and on (group) group:fairgate_decisions:rate1h * 3600 >= 100",
-        "and on (group) group:fairgate_decisions:rate1h * 3600 >= 0",
+        "and on (attribute, group) group:fairgate_decisions:rate1h * 3600 >= 100",
+        "and on (attribute, group) group:fairgate_decisions:rate1h * 3600 >= 0",
         "FairgateLiveFourFifthsBreach",
+    ),
+    "one ratio across all attributes instead of one per attribute": (
+        "recording.yml",
+        "min by (attribute) (group:fairgate_approval:ratio_rate1h",
+        "min without (attribute, group) (group:fairgate_approval:ratio_rate1h",
+        "FairgateLiveFourFifthsBreach",
+    ),
+    "gap line moved": (
+        "alerts.yml",
+        '* 1000) / 1000 > 0.1',
+        '* 1000) / 1000 > 0.3',
+        "FairgateGap",
     ),
     "flips alert not held back by the control": (
         "alerts.yml",
@@ -117,7 +129,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case(alert):
 def test_the_issue_alerts_all_exist():
     expected = {
         "FairgateLiveFourFifthsBreach", "FairgateProbeFourFifthsBreach",
-        "FairgateCounterfactualFlips", "FairgateIncomeGap", "FairgateProberDown",
+        "FairgateCounterfactualFlips", "FairgateGap", "FairgateProberDown",
         "FairgateProbeStale", "FairgateHighErrorRate", "FairgateHighLatency",
         "FairgateDecisionsNotReproducible",
     }  # fmt: skip

@@ -28,12 +28,13 @@ def row(**changes: Any) -> dict[str, Any]:
         "twin_score_difference": -0.2,
         "gap_median": 13_000.0,
         "gap_p90": 19_000.0,
+        "gap_ratio": 0.25,
         "control_flip_rate": 0.0,
         "control_pairs": 200,
         "decisions_sent": 12_000,
         "alerts": {
             "FairgateCounterfactualFlips": True,
-            "FairgateIncomeGap": True,
+            "FairgateGap": True,
             "FairgateProbeFourFifthsBreach": False,
         },
     }

@@ -222,11 +222,13 @@ def run_training(
 
     attribute = contract.groups.separator.join(config.attributes)
     # Field summaries the prober and load tests synthesize from: the whole book, and the
-    # validation rows nearest their group's threshold under the served policy.
+    # applicants nearest their group's threshold under the served policy.
+    # Over the whole book: a small book's validation split alone may be too few applicants
+    # for a boundary population. Summaries only; no row is stored.
     synthesis_dict = record_synthesis(
         contract,
-        _take(book.columns, validation),
-        policy.boundary_distance(validation_scores, policy_groups[validation]),
+        book.columns,
+        policy.boundary_distance(scorer.score(features), policy_groups),
     ).to_dict()
     metrics: dict[str, Any] = {
         "tag": None,
