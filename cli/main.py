@@ -8,6 +8,7 @@ from cli.demo import demo
 from cli.init import init
 from cli.load import bench, loadtest
 from cli.probe import probe
+from cli.record import record
 from cli.serve import serve
 from cli.train import train
 
@@ -34,6 +35,7 @@ SUMMARIES = {
 }
 for command, summary in SUMMARIES.items():
     app.command(short_help=summary)(command)
+app.add_typer(record, name="record", short_help="Verify, export or prune the decision record.")
 
 if __name__ == "__main__":
     app()

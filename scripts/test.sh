@@ -10,5 +10,12 @@ if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
 fi
+# The decision-record tests start their own PostgreSQL server (Debian keeps its binaries
+# in /usr/lib/postgresql/VERSION/bin, off the PATH).
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
+  echo "installing Debian's postgresql (apt-get)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
 python -m ruff check .
 python -m pytest "$@"

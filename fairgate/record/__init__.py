@@ -1,0 +1,36 @@
+"""The decision record: every decision appended, hash-chained, readable by application id.
+
+>>> store = open_record("sqlite:///data/record.sqlite")  # doctest: +SKIP
+>>> with RecordWriter(store) as writer:  # doctest: +SKIP
+...     writer.append_sync([record])
+>>> store.verify().ok  # doctest: +SKIP
+True
+"""
+
+from fairgate.record.entry import Record, StoredRecord
+from fairgate.record.retention import DEFAULT_RETENTION, Duration, DurationError, parse_duration
+from fairgate.record.store import RecordStore, RecordStoreError, open_record
+from fairgate.record.url import ENV_VAR, RecordUrl, RecordUrlError, parse_record_url
+from fairgate.record.verify import Problem, VerifyReport
+from fairgate.record.writer import RecordUnavailable, RecordWriter, utc_now
+
+__all__ = [
+    "DEFAULT_RETENTION",
+    "ENV_VAR",
+    "Duration",
+    "DurationError",
+    "Problem",
+    "Record",
+    "RecordStore",
+    "RecordStoreError",
+    "RecordUnavailable",
+    "RecordUrl",
+    "RecordUrlError",
+    "RecordWriter",
+    "StoredRecord",
+    "VerifyReport",
+    "open_record",
+    "parse_duration",
+    "parse_record_url",
+    "utc_now",
+]

@@ -1,0 +1,165 @@
+"""One decision record: what the caller gives (``Record``) and what is stored (``StoredRecord``).
+
+A stored row carries its writer's id, its sequence number in that writer's chain, the hash of
+the row before it and its own hash: SHA-256 over a canonical encoding of every other column and
+the previous hash. Any edit of a stored column changes the hash computed from the row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+GENESIS = "0" * 64  # the "previous hash" of every chain's first row
+# Bumped if the canonical encoding ever changes; it is part of every hashed payload.
+ENCODING = "fairgate-record-1"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A decision as the service made it (``request`` is the application as received)."""
+
+    time: datetime
+    application_id: str
+    request: Mapping[str, Any] | str
+    score: float
+    group: str
+    rule: str
+    draw: float | None
+    approval_probability: float
+    decision: str
+    reasons: Sequence[Mapping[str, str]]
+    model_version: str
+    policy_version: str
+    probe: bool
+
+
+class StoredRecord(NamedTuple):
+    """A row of the record, in column order (a tuple, so drivers take it as it is)."""
+
+    writer_id: str
+    seq: int
+    time: str  # canonical UTC text, see ``format_time``
+    application_id: str
+    request: str  # JSON text, hashed as stored
+    score: float
+    group: str
+    rule: str
+    draw: float | None
+    approval_probability: float
+    decision: str
+    reasons: str  # JSON list of {"code", "text"}
+    model_version: str
+    policy_version: str
+    probe: bool
+    prev_hash: str
+    hash: str
+
+    def request_data(self) -> dict[str, Any]:
+        return json.loads(self.request)
+
+    def reasons_data(self) -> list[dict[str, str]]:
+        return json.loads(self.reasons)
+
+    def datetime(self) -> datetime:
+        return parse_time(self.time)
+
+
+COLUMNS: tuple[str, ...] = StoredRecord._fields
+
+
+def format_time(moment: datetime) -> str:
+    """Canonical text of an aware datetime: always UTC, always microseconds.
+
+    >>> format_time(datetime(2026, 1, 31, 12, tzinfo=UTC))
+    '2026-01-31T12:00:00.000000Z'
+    """
+    if moment.tzinfo is None:
+        raise ValueError(f"record time must be timezone-aware (got {moment!r})")
+    # isoformat, not strftime: glibc's %Y writes year 1 as "1", not "0001".
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON with sorted keys, by orjson (a third of the standard library's time)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _digest(fields: Sequence[Any], prev_hash: str) -> str:
+    """SHA-256 (hex) of the canonical encoding of a row's 15 data columns and ``prev_hash``.
+
+    The encoding is plain text, built in one f-string (JSON-encoding the row costs twice as
+    much): each text column as ``<length>:<text>``, so no text can be taken for another;
+    each number by ``repr`` (for a float, the shortest text that reads back as the same
+    double, so a row read back from either backend gives the hash computed when written)
+    and a newline; the probe flag as 1 or 0; the time and the hashes have a fixed width.
+    """
+    (writer_id, seq, time_text, application_id, request, score, group, rule, draw,
+     probability, decision, reasons, model_version, policy_version, probe) = fields[:15]
+    text = (
+        f"{ENCODING}\n{len(writer_id)}:{writer_id}{seq!r}\n{time_text}"
+        f"{len(application_id)}:{application_id}{len(request)}:{request}{score!r}\n"
+        f"{len(group)}:{group}{len(rule)}:{rule}{draw!r}\n{probability!r}\n"
+        f"{len(decision)}:{decision}{len(reasons)}:{reasons}"
+        f"{len(model_version)}:{model_version}{len(policy_version)}:{policy_version}"
+        f"{1 if probe else 0}{prev_hash}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def row_hash(row: StoredRecord | Sequence[Any], prev_hash: str) -> str:
+    """The hash a stored row should carry, given the hash of the row before it."""
+    return _digest(row, prev_hash)
+
+
+def chain(
+    records: Iterable[Record], writer_id: str, last_seq: int, last_hash: str
+) -> list[StoredRecord]:
+    """Stored rows for ``records``, continuing the chain after ``(last_seq, last_hash)``.
+
+    ``record.request`` may be a mapping (encoded here, keys sorted) or JSON text, stored and
+    hashed as given (the request as received).
+    """
+    rows: list[StoredRecord] = []
+    append = rows.append
+    seq, prev = last_seq, last_hash
+    # The records of one request share their time: format each distinct instant once.
+    last_time: datetime | None = None
+    time_text = ""
+    for record in records:
+        seq += 1
+        if record.time is not last_time:
+            last_time, time_text = record.time, format_time(record.time)
+        request = record.request
+        reasons = record.reasons
+        fields = (
+            writer_id,
+            seq,
+            time_text,
+            str(record.application_id),
+            request if isinstance(request, str) else to_json(request),
+            float(record.score),
+            str(record.group),
+            str(record.rule),
+            None if record.draw is None else float(record.draw),
+            float(record.approval_probability),
+            str(record.decision),
+            to_json(reasons) if reasons else "[]",
+            str(record.model_version),
+            str(record.policy_version),
+            bool(record.probe),
+        )
+        digest = _digest(fields, prev)
+        append(StoredRecord(*fields, prev, digest))
+        prev = digest
+    return rows
