@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,98 +24,94 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fairgate.contract import builtin_contract
-from fairgate.record.entry import Record, chain
+from fairgate.record.entry import Record, StoredRecord, chain
 from fairgate.record.store import RecordStore, open_record
 from fairgate.record.writer import RecordWriter
 
+RAW_ROWS = 10_000
+INSERT_METHOD = {"sqlite": "executemany", "postgresql": "COPY"}
 
-def sample_records(count: int) -> list[Record]:
-    """``count`` records of the synthetic book's example applicant, ids made distinct."""
-    request = dict(builtin_contract().example)
-    base = Record(
-        time=datetime(2026, 1, 1, tzinfo=UTC), application_id="", request=request,
-        score=0.8164808822698211, group="female", rule="female", draw=None,
-        approval_probability=1.0, decision="deny",
+
+def sample_records(count: int, seed: int = 0, base: Record | None = None) -> list[Record]:
+    """``count`` records of the synthetic book's example applicant with distinct ids, in
+    random order as real ones arrive (the application-id index pays for that order)."""
+    draw = random.Random(seed)
+    base = base or _base_record()
+    return [replace(base, application_id=f"APP-{draw.getrandbits(48):012x}") for _ in range(count)]
+
+
+def _base_record() -> Record:
+    return Record(
+        time=datetime(2026, 1, 1, tzinfo=UTC), application_id="",
+        request=dict(builtin_contract().example), score=0.8164808822698211, group="female",
+        rule="female", draw=None, approval_probability=1.0, decision="deny",
         reasons=[{"code": "dti_high", "text": "debt-to-income ratio too high"}],
         model_version="fairgate-loan:bench", policy_version="p-bench", probe=False,
     )  # fmt: skip
-    return [replace(base, application_id=f"APP-{i:07d}") for i in range(count)]
 
 
 async def _through_writer(
     store: RecordStore, batch: int, concurrency: int, seconds: float
 ) -> tuple[float, float]:
-    records = sample_records(batch)
+    # A pool of distinct batches, reused round-robin (200,000 ids at batch 1,000).
+    base = _base_record()
+    pool = [sample_records(batch, seed, base) for seed in range(max(200_000 // batch, concurrency))]
     done = 0
     with RecordWriter(store) as writer:
         deadline = time.perf_counter() + seconds
 
-        async def appender() -> None:
+        async def appender(first: int) -> None:
             nonlocal done
+            turn = first
             while time.perf_counter() < deadline:
-                await writer.append(records)
+                await writer.append(pool[turn % len(pool)])
+                turn += concurrency
                 done += batch
 
         start = time.perf_counter()
-        await asyncio.gather(*(appender() for _ in range(concurrency)))
+        await asyncio.gather(*(appender(i) for i in range(concurrency)))
         elapsed = time.perf_counter() - start
         return done / elapsed, done / max(writer.commits, 1)
 
 
-def _best_of(repeats: int, action: Callable[[], None]) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        best = min(best, time.perf_counter() - start)
-    return best
+REPEATS = 5
 
 
-def _raw_inserts(stores: dict[str, RecordStore], rows: int = 1000) -> list[tuple[str, float]]:
-    records = sample_records(rows)
+def _best_rate(stores: dict[str, Callable[[list[StoredRecord]], None]], rows: int) -> list[
+    tuple[str, float]
+]:
+    """Rows per second of the best of ``REPEATS`` transactions of ``rows`` pre-built rows."""
+    records = sample_records(rows, seed=99)
     results = []
-    seq = 0
-    for name, store in stores.items():
-
-        def one_transaction(store: RecordStore = store, writer: str = f"raw-{name}") -> None:
-            nonlocal seq
-            chained = chain(records, writer, seq, "0" * 64)
-            seq += rows
-            store.append(chained)
-
-        results.append((name, rows / _best_of(5, one_transaction)))
+    for name, insert in stores.items():
+        writer = f"raw-{name}-{time.time_ns()}"
+        chunks = [chain(records, writer, i * rows, "0" * 64) for i in range(REPEATS)]
+        best = float("inf")
+        for chunk in chunks:
+            start = time.perf_counter()
+            insert(chunk)
+            best = min(best, time.perf_counter() - start)
+        results.append((name, rows / best))
     return results
 
 
-def _sqlalchemy_inserts(urls: dict[str, str], rows: int = 1000) -> list[tuple[str, float]]:
+def _sqlalchemy_insert(url: str) -> Callable[[list[StoredRecord]], None] | None:
     """SQLAlchemy Core ``insert()`` with a list of dicts (executemany), for comparison."""
     try:
         import sqlalchemy as sa
     except ImportError:
-        print("  (SQLAlchemy not installed: pip install sqlalchemy to compare it)")
-        return []
+        return None
     from fairgate.record.entry import COLUMNS
     from fairgate.record.store import TABLE
 
-    results = []
-    records = sample_records(rows)
-    for name, url in urls.items():
-        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        table = sa.Table(TABLE, sa.MetaData(), autoload_with=engine)
-        seq = 0
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    table = sa.Table(TABLE, sa.MetaData(), autoload_with=engine)
 
-        def one_transaction(
-            engine: sa.Engine = engine, table: sa.Table = table, writer: str = f"sa-{name}"
-        ) -> None:
-            nonlocal seq
-            chained = chain(records, writer, seq, "0" * 64)
-            seq += rows
-            with engine.begin() as conn:
-                conn.execute(table.insert(), [dict(zip(COLUMNS, r, strict=True)) for r in chained])
+    def insert(rows: list[StoredRecord]) -> None:
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [dict(zip(COLUMNS, r, strict=True)) for r in rows])
 
-        results.append((f"{name} (SQLAlchemy Core)", rows / _best_of(5, one_transaction)))
-        engine.dispose()
-    return results
+    return insert
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,17 +137,27 @@ def main(argv: list[str] | None = None) -> None:
                     _through_writer(store, batch, args.concurrency, args.seconds)
                 )
                 print(f"{name:<12}{batch:>7}{rate:>12,.0f}{per_commit:>16,.0f}")
-        print("one transaction of 1,000 rows, no writer (best of 5):")
-        raw = _raw_inserts(stores)
+        print(f"one transaction of {RAW_ROWS:,} built rows, no writer (best of {REPEATS}):")
+        inserts = {f"{name} ({INSERT_METHOD[name]})": store.append
+                   for name, store in stores.items()}  # fmt: skip
+        extra = []
         if "postgresql" in stores:
-            pg = open_record(urls["postgresql"], insert="executemany")
-            raw += [("postgresql (executemany)", rate) for _, rate in _raw_inserts({"pg": pg})]
-            pg.close()
-        raw += _sqlalchemy_inserts(urls)
-        for name, rate in raw:
+            extra.append(open_record(urls["postgresql"], insert="executemany"))
+            inserts["postgresql (executemany)"] = extra[-1].append
+        for name, url in urls.items():
+            insert = _sqlalchemy_insert(url)
+            if insert is None:
+                print("  (SQLAlchemy not installed: pip install sqlalchemy to compare it)")
+                break
+            inserts[f"{name} (SQLAlchemy Core)"] = insert
+        for name, rate in _best_rate(inserts, RAW_ROWS):
             print(f"  {name:<36}{rate:>12,.0f} rows/s")
+        for store in extra:
+            store.close()
         records = sample_records(10_000)
-        seconds = _best_of(3, lambda: chain(records, "cost", 0, "0" * 64))
+        start = time.perf_counter()
+        chain(records, "cost", 0, "0" * 64)
+        seconds = time.perf_counter() - start
         print(f"building a chained row (JSON + SHA-256): {seconds / 1e4 * 1e6:.1f} us")
         for store in stores.values():
             store.close()

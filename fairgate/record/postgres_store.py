@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     "hash" text NOT NULL,
     PRIMARY KEY ("writer_id", "seq")
 );
-CREATE INDEX IF NOT EXISTS {TABLE}_application ON {TABLE} ("application_id", "time");
+CREATE INDEX IF NOT EXISTS {TABLE}_application ON {TABLE} ("application_id");
 CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} ("time");
 CREATE TABLE IF NOT EXISTS {HEAD_TABLE} (
     "writer_id" text PRIMARY KEY, "last_seq" bigint NOT NULL, "last_hash" text NOT NULL

