@@ -158,3 +158,24 @@ def test_docs_policy_and_metrics_speak_the_contract(german, served):
         if line.startswith('fairgate_decisions_total{attribute="age_in_years_band",group="65+"')
     ]  # fmt: skip
     assert served_65 and sum(float(line.split()[-1]) for line in served_65) >= 1
+
+
+def test_the_probe_audits_it_in_its_own_terms(german, served, tmp_path):
+    args = readme_commands()["probe"]
+    assert args[:2] == ["--once", "--target"]  # the README's probe, against this server
+    out = tmp_path / "probe.json"
+    result = cli("probe", "--once", "--target", served.url, "--pairs", "300", "--json", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    audit = json.loads(out.read_text())
+    assert audit["contract"] == "german_credit"
+    assert [a["attribute"] for a in audit["attributes"]] == [AGE, STATUS]
+    age = audit["attributes"][0]
+    assert set(age["approval_rate"]) == {"19-24", "25-34", "35-49", "50-64", "65+"}
+    assert set(audit["attributes"][1]["approval_rate"]) <= STATUS_VALUES
+    # The draft leaves the gap field to a person: no gap is measured, and none is made up.
+    assert audit["gap"] is None
+    assert audit["population"]["size"] == 300 and audit["population"]["from_boundary"] == 150
+    assert 0 <= audit["population"]["near_boundary"] <= 300
+    assert audit["control"]["reproducible"] is True
+    # Every twin row names the contract's id field; probes are synthetic, not book rows.
+    assert all(row["application_id"].startswith("PROBE") for row in age["twins"])
