@@ -82,6 +82,9 @@ def test_records_round_trip_exactly(store: RecordStore):
     assert row.request_data() == {"application_id": "A", "annual_income": 52000.0,
                                   "gender": "female"}  # fmt: skip
     assert (row.probe, row.decision, row.datetime()) == (True, "deny", T0)
+    view = row.as_dict()
+    assert view["reasons"] == reasons and view["request"]["annual_income"] == 52000.0
+    assert (view["seq"], view["time"], view["hash"]) == (1, "2026-01-01T09:00:00.000000Z", row.hash)
     assert store.verify().ok
 
 

@@ -153,3 +153,59 @@ def test_postgres_stopped_mid_stream_then_back(tmp_path):
         store.close()
     finally:
         server.destroy()
+
+
+def test_a_cancelled_append_is_dropped_and_the_writer_goes_on(tmp_path):
+    path = tmp_path / "record.sqlite"
+    store = open_record(f"sqlite:///{path}")
+
+    async def cancel_one() -> None:
+        with RecordWriter(store, writer_id="w") as writer:
+            with sqlite_write_lock(path):
+                first = asyncio.ensure_future(writer.append([record("first")]))
+                await asyncio.sleep(0.1)  # the writer is now waiting on the lock with it
+                gone = asyncio.ensure_future(writer.append([record("cancelled")]))
+                await asyncio.sleep(0.05)
+                gone.cancel()
+            await first
+            await writer.append([record("after")])
+            with pytest.raises(asyncio.CancelledError):
+                await gone
+
+    asyncio.run(cancel_one())
+    assert stored_ids(store) == {"first", "after"}
+    assert store.verify().ok
+    store.close()
+
+
+WRITER_PROCESS = """
+import sys
+from datetime import UTC, datetime
+from fairgate.record import Record, RecordWriter, open_record
+store = open_record(sys.argv[1])
+with RecordWriter(store) as writer:
+    for n in range(40):
+        writer.append_sync([Record(
+            time=datetime.now(UTC), application_id=f"{sys.argv[2]}-{n}-{k}", request={},
+            score=0.5, group="g", rule="g", draw=None, approval_probability=1.0,
+            decision="approve", reasons=[], model_version="m", policy_version="p", probe=False,
+        ) for k in range(25)])
+"""
+
+
+def test_two_processes_share_one_sqlite_file(tmp_path):
+    # As two BentoML workers do: two writers, two chains, one file, nothing lost.
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'record.sqlite'}"
+    open_record(url).close()
+    processes = [
+        subprocess.Popen([sys.executable, "-c", WRITER_PROCESS, url, name])
+        for name in ("a", "b")
+    ]
+    assert [p.wait(120) for p in processes] == [0, 0]
+    store = open_record(url)
+    report = store.verify()
+    assert (report.ok, report.writers, report.rows) == (True, 2, 2 * 40 * 25)
+    store.close()

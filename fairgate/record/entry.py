@@ -70,6 +70,15 @@ class StoredRecord(NamedTuple):
     def datetime(self) -> datetime:
         return parse_time(self.time)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON-ready values: request and reasons parsed, the chain fields kept.
+
+        What ``GET /decisions/{application_id}`` can answer with.
+        """
+        row = self._asdict()
+        row["request"], row["reasons"] = self.request_data(), self.reasons_data()
+        return row
+
 
 COLUMNS: tuple[str, ...] = StoredRecord._fields
 

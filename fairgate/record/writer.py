@@ -120,6 +120,7 @@ class RecordWriter:
 
     # --- the writer thread ------------------------------------------------------------
     def _take(self) -> list[tuple[Sequence[Record], Future[None]]] | None:
+        """The next transaction's share of the queue; None once closing and empty."""
         with self._wake:
             while not self._pending and not self._closing:
                 self._wake.wait()
@@ -130,23 +131,36 @@ class RecordWriter:
                 size += len(self._pending[taken][0])
                 taken += 1
             batch, self._pending = self._pending[:taken], self._pending[taken:]
-            return batch
+        # A caller that gave up (its request was cancelled) was never answered: its records
+        # are dropped, and its future can no longer be cancelled once running.
+        return [item for item in batch if item[1].set_running_or_notify_cancel()]
 
     def _run(self) -> None:
         while (batch := self._take()) is not None:
-            remaining = self._down_until - self._clock()
-            if remaining > 0:  # queued just before a failure: refuse without a new attempt
-                error = RecordUnavailable(self._down_reason, remaining)
-                for _, future in batch:
-                    future.set_exception(error)
-                continue
             try:
-                self._commit([record for records, _ in batch for record in records])
-            except Exception as cause:
-                self._fail(batch, cause)
-            else:
+                self._write(batch)
+            except Exception:  # a bug here must not stop the thread every caller waits on
+                log.exception("record writer error")
                 for _, future in batch:
-                    future.set_result(None)
+                    if not future.done():
+                        future.set_exception(RecordUnavailable("record writer error", 1.0))
+
+    def _write(self, batch: list[tuple[Sequence[Record], Future[None]]]) -> None:
+        if not batch:
+            return
+        remaining = self._down_until - self._clock()
+        if remaining > 0:  # queued just before a failure: refuse without a new attempt
+            error = RecordUnavailable(self._down_reason, remaining)
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        try:
+            self._commit([record for records, _ in batch for record in records])
+        except Exception as cause:
+            self._fail(batch, cause)
+        else:
+            for _, future in batch:
+                future.set_result(None)
 
     def _commit(self, records: list[Record]) -> None:
         if not self._synced:
