@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from typing import Annotated
@@ -12,6 +13,7 @@ from cli.errors import fail
 from cli.probe import probe
 from cli.train import train_default
 from fairgate.launch import REPO, serve_command, service_env
+from fairgate.probe_auth import new_token
 
 
 def demo(
@@ -30,6 +32,10 @@ def demo(
         train_default()
     except ArtifactError as error:  # corrupted or tampered: never retrain over it silently
         fail(error)
+    # One token shared by the service and the prober started here (unless one is set):
+    # without it the service refuses every probe claim.
+    if not (os.environ.get("FAIRGATE_PROBE_TOKEN") or os.environ.get("FAIRGATE_PROBE_TOKEN_FILE")):
+        os.environ["FAIRGATE_PROBE_TOKEN"] = new_token()
     server = subprocess.Popen(serve_command("127.0.0.1", port), env=service_env(2), cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,7 @@ def loadtest(
     from contextlib import nullcontext
 
     from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
+    from fairgate.probe_auth import new_token
     from loadtests.runner import LocustRun, run_locust
     from loadtests.server import Server, running_server
     from loadtests.slo import SloError, slo_from_mapping, violations
@@ -49,11 +51,21 @@ def loadtest(
             train_default()
         except ArtifactError as error:
             fail(error)
-    server = running_server(workers=workers) if target is None else nullcontext(Server(target, 0))
+    # The locustfile's probe pairs carry FAIRGATE_PROBE_TOKEN; a service started here gets the
+    # same one (a fresh one unless set). Against --target, set the target's own token.
+    token = os.environ.get("FAIRGATE_PROBE_TOKEN") or new_token()
+    env = {"FAIRGATE_PROBE_TOKEN": token}
+    server = (
+        running_server(workers=workers, env=env)
+        if target is None
+        else nullcontext(Server(target, 0))
+    )
     with server as running:
         typer.echo(f"load test: {users} users for {run_time} against {running.url}")
         stats = run_locust(
-            LocustRun(host=running.url, users=users, run_time=run_time, spawn_rate=spawn_rate),
+            LocustRun(
+                host=running.url, users=users, run_time=run_time, spawn_rate=spawn_rate, env=env
+            ),
             out / "locust",
             html=out / "report.html",
             progress=lambda line: typer.echo(f"  {line}"),

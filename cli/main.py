@@ -10,6 +10,7 @@ from cli.load import bench, loadtest
 from cli.probe import probe
 from cli.record import record
 from cli.serve import serve
+from cli.token import token
 from cli.train import train
 
 # Click's own help formatter, not Typer's Rich panels: at 80 columns the Rich table gives six
@@ -32,6 +33,7 @@ SUMMARIES = {
     demo: "Train if needed, serve, and probe: the whole loop.",
     loadtest: "Load-test with Locust; exit 1 if an SLO is missed.",
     bench: "Benchmark the floor, /decide and a naive endpoint.",
+    token: "Write a probe token file for the service and prober.",
 }
 for command, summary in SUMMARIES.items():
     app.command(short_help=summary)(command)

@@ -62,7 +62,9 @@ def probe(
     """Counterfactual prober: twins differing only in a protected attribute, as probes.
 
     Applicants, attributes and the gap field come from the target's contract (its
-    GET /policy), or from --contract FILE for an endpoint that is not fairgate.
+    GET /policy), or from --contract FILE for an endpoint that is not fairgate. Probes
+    carry FAIRGATE_PROBE_TOKEN (or the file FAIRGATE_PROBE_TOKEN_FILE names): a fairgate
+    service refuses probe claims without its token.
     """
     import tomllib
 
@@ -98,7 +100,7 @@ def probe(
     if not once:
         serve_forever(config)
         return
-    client = DecisionClient(config.target, timeout=config.timeout_seconds)
+    client = DecisionClient(config.target, timeout=config.timeout_seconds, token=config.token)
     result = probe_once(config, None, 0, client)
     if result is None:
         fail(f"probing {config.target} failed (see log above)", code=1)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import joblib
 
+from fairgate.probe_auth import new_token
 from loadtests.runner import LocustRun, run_locust
 from loadtests.server import REPO, running_server
 from loadtests.server_latency import bucket_counts, quantile
@@ -58,7 +59,9 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
                                       reports_dir=None, model_name="fairgate-bench"))  # fmt: skip
     naive_model = config.out / "naive-threshold-optimizer.joblib"
     joblib.dump(result.optimizer, naive_model)
-    model_env = {"FAIRGATE_MODEL": str(result.tag)}
+    # The servers started here and the prober cycle share one probe token.
+    probe_token = new_token()
+    model_env = {"FAIRGATE_MODEL": str(result.tag), "FAIRGATE_PROBE_TOKEN": probe_token}
     rows: dict[str, Row] = {}
 
     def locust(key: str, label: str, url: str, user: str, *, rate: float = 0.0,
@@ -95,7 +98,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
         locust("batch", "/decide_batch, 100 applications per request", server.url,
                "BatchUser", per_request=100)  # fmt: skip
         log("prober: one cycle of 1,000 pairs (gender + age band) + income gap on 100")
-        client = DecisionClient(server.url)
+        client = DecisionClient(server.url, token=probe_token)
         assert client.client is not None
         target = fetch_target(client.client, server.url)
         cycle = run_cycle(client, target, ProbeSettings(pairs=1000, gap_sample=100), cycle=0)

@@ -22,12 +22,14 @@ import os
 
 from locust import FastHttpUser, constant, constant_throughput, task
 
+from fairgate.probe_auth import PROBE_HEADER, PROBE_TOKEN_HEADER
 from loadtests.pool import pool_for
-from service.api_models import PROBE_HEADER
 
 _user_numbers = itertools.count()
 # FAIRGATE_LOAD_RATE: tasks per second per user (a fixed load, for soak runs); 0 = flat out.
 _RATE = float(os.environ.get("FAIRGATE_LOAD_RATE", "0"))
+# The probe pairs carry the service's token, as the prober does (FAIRGATE_PROBE_TOKEN).
+_PROBE_HEADERS = {PROBE_HEADER: "1", PROBE_TOKEN_HEADER: os.environ.get("FAIRGATE_PROBE_TOKEN", "")}
 
 
 class LoanApplicant(FastHttpUser):
@@ -54,6 +56,6 @@ class LoanApplicant(FastHttpUser):
         self.client.post(
             "/decide_batch",
             json=next(self.pairs),
-            headers={PROBE_HEADER: "1"},
+            headers=_PROBE_HEADERS,
             name="/decide_batch (probe pair)",
         )

@@ -8,7 +8,7 @@ from typing import Final
 import httpx
 import numpy as np
 
-from service.api_models import PROBE_HEADER
+from fairgate.probe_auth import PROBE_HEADER, PROBE_TOKEN_HEADER
 
 MAX_REQUEST_BATCH: Final[int] = 1000
 ERROR_KINDS: Final[tuple[str, ...]] = (
@@ -33,9 +33,13 @@ class DecisionClient:
     timeout: float = 10.0
     batch_path: str = "/decide_batch"
     client: httpx.Client | None = None
+    # The service's FAIRGATE_PROBE_TOKEN: without it a fairgate service refuses the probe
+    # claim (403), so probes cannot be hidden from its live counters by just anyone.
+    token: str | None = None
 
     def __post_init__(self) -> None:
-        self.client = self.client or httpx.Client(timeout=self.timeout, headers={PROBE_HEADER: "1"})
+        headers = {PROBE_HEADER: "1"} | ({PROBE_TOKEN_HEADER: self.token} if self.token else {})
+        self.client = self.client or httpx.Client(timeout=self.timeout, headers=headers)
         self.fields: tuple[str, ...] = ()
         self.requests = 0
         # Every decision asked for, counted as sent, whether or not the request succeeds.
@@ -93,6 +97,12 @@ class DecisionClient:
             raise ProbeError("connection", f"{self.target}: {error}") from error
         if response.status_code >= 500:
             raise ProbeError("http_5xx", f"{self.target}: HTTP {response.status_code}")
+        if response.status_code == 403:
+            raise ProbeError(
+                "http_4xx",
+                f"{self.target}: HTTP 403, probe refused: set FAIRGATE_PROBE_TOKEN (or "
+                "FAIRGATE_PROBE_TOKEN_FILE) to the service's token",
+            )
         if response.status_code >= 400:
             raise ProbeError(
                 "http_4xx", f"{self.target}: HTTP {response.status_code}: {response.text[:300]}"

@@ -7,9 +7,11 @@ variables, command-line flags. Every bad entry is reported at once.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
+
+from fairgate.probe_auth import token_from_env
 
 ENV_PREFIX: Final[str] = "FAIRGATE_PROBE_"
 
@@ -31,6 +33,9 @@ class ProberConfig:
     boundary_share: float = 0.5
     # A contract file for an endpoint that is not fairgate (no GET /policy to read).
     contract: Path | None = None
+    # The service's FAIRGATE_PROBE_TOKEN (FAIRGATE_PROBE_TOKEN or FAIRGATE_PROBE_TOKEN_FILE):
+    # a fairgate service refuses probe claims without it.
+    token: str | None = field(default=None, repr=False)
     listen_address: str = "127.0.0.1:9109"
     timeout_seconds: float = 10.0
 
@@ -48,7 +53,7 @@ def _number(value: Any, kind: type, minimum: float) -> Any:
 
 
 def config_from_mapping(raw: Mapping[str, Any]) -> ProberConfig:
-    known = {f.name for f in fields(ProberConfig)}
+    known = {f.name for f in fields(ProberConfig)} | {"token_file"}
     errors = [f"{key}: unknown setting" for key in raw if key not in known]
     values: dict[str, Any] = {}
     checks = {
@@ -70,6 +75,15 @@ def config_from_mapping(raw: Mapping[str, Any]) -> ProberConfig:
                 values[key] = check(raw[key])
             except (TypeError, ValueError) as error:
                 errors.append(f"{key}: {error} (got {raw[key]!r})")
+    try:
+        values["token"] = token_from_env(
+            {
+                "FAIRGATE_PROBE_TOKEN": str(raw.get("token") or ""),
+                "FAIRGATE_PROBE_TOKEN_FILE": str(raw.get("token_file") or ""),
+            }
+        )
+    except ValueError as error:
+        errors.append(f"token: {error}")
     if errors:
         raise ConfigError("invalid prober configuration:\n  " + "\n  ".join(errors))
     return ProberConfig(**values)

@@ -69,7 +69,7 @@ def serve_forever(config: ProberConfig, stop: threading.Event | None = None) -> 
     start_http_server(port, addr=host, registry=registry)
     log.info("prober metrics on http://%s:%d/metrics, probing %s", host, port, config.target)
     stop = stop or threading.Event()
-    client = DecisionClient(config.target, timeout=config.timeout_seconds)
+    client = DecisionClient(config.target, timeout=config.timeout_seconds, token=config.token)
     cycle = 0
     while not stop.is_set():
         probe_once(config, metrics, cycle, client)

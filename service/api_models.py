@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-PROBE_HEADER = "X-Fairgate-Probe"
-
 
 class Decision(BaseModel):
     application_id: str

@@ -14,6 +14,8 @@ environment at import time.
 | FAIRGATE_GC | tuned | tuned / default, see ``gc_tuning.py`` |
 | FAIRGATE_DRAW_KEY | (none) | secret for the randomized draw; required for ``randomized`` |
 | FAIRGATE_ARTIFACT_KEY | (none) | verify the model's signature (HMAC) when set |
+| FAIRGATE_PROBE_TOKEN | (none) | the token a probe must send; none: every probe claim refused |
+| FAIRGATE_PROBE_TOKEN_FILE | (none) | a file holding that token instead (Docker secrets) |
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Final, cast
 
 from fairgate.draw import MIN_KEY_BYTES
 from fairgate.policy import POLICY_MODES, PolicyMode
+from fairgate.probe_auth import token_from_env
 from service.gc_tuning import GC_MODES
 
 DEFAULT_MODEL: Final[str] = "fairgate-loan:latest"
@@ -55,9 +58,14 @@ class ServiceConfig:
     gc: str = "tuned"
     draw_key: bytes | None = None
     artifact_key: bytes | None = None
+    probe_token: str | None = None
 
     def __repr__(self) -> str:  # the keys never reach a log line
-        secret = {"draw_key": self.draw_key, "artifact_key": self.artifact_key}
+        secret = {
+            "draw_key": self.draw_key,
+            "artifact_key": self.artifact_key,
+            "probe_token": self.probe_token,
+        }
         shown = ", ".join(f"{k}={'<set>' if v else None}" for k, v in secret.items())
         return (
             f"ServiceConfig(model={self.model!r}, policy={self.policy!r}, "
@@ -132,6 +140,11 @@ def service_config(env: Mapping[str, str]) -> ServiceConfig:
             "every worker and replica, so a draw cannot be re-rolled or predicted)"
         )
     artifact_key = _key(env, "FAIRGATE_ARTIFACT_KEY", problems)
+    probe_token = None
+    try:
+        probe_token = token_from_env(env)
+    except ValueError as error:
+        problems.append(str(error))
     if problems:
         raise ConfigError(problems)
     return ServiceConfig(
@@ -142,4 +155,5 @@ def service_config(env: Mapping[str, str]) -> ServiceConfig:
         gc=gc_mode,
         draw_key=draw_key,
         artifact_key=artifact_key,
+        probe_token=probe_token,
     )

@@ -23,6 +23,7 @@ class ServiceMetrics:
     decisions: Counter
     probe_decisions: Counter
     unseen_groups: Counter
+    probe_refused: Counter
     score: Histogram
     info: Gauge
 
@@ -43,6 +44,11 @@ def create_metrics() -> ServiceMetrics:
             "fairgate_unseen_group_decisions_total",
             "Decisions for groups unseen at training, decided by the fallback rule.",
             ["attribute", "group", "traffic"],
+        ),
+        probe_refused=Counter(
+            "fairgate_probe_refused_total",
+            "Requests that claimed to be probes without the right token (403, not decided).",
+            ["reason"],
         ),
         score=Histogram(
             "fairgate_score",

@@ -59,7 +59,7 @@ class RequestGuard:
             and not _is_json(headers.get(b"content-type", b""))
         ):
             got = headers.get(b"content-type", b"none").decode("latin-1")
-            await _send_error(send, 415, "content-type", "unsupported media type",
+            await send_error(send, 415, "content-type", "unsupported media type",
                               f"expected Content-Type: application/json, got {got!r}")  # fmt: skip
             return
         length = headers.get(b"content-length")
@@ -119,7 +119,7 @@ class RequestGuard:
             f"request body is at least {size} bytes; the limit is {self.max_bytes} bytes "
             "(send at most 1000 applications per batch)"
         )
-        await _send_error(send, 413, "body", "request body too large", message)
+        await send_error(send, 413, "body", "request body too large", message)
 
 
 def _is_json(content_type: bytes) -> bool:
@@ -127,7 +127,7 @@ def _is_json(content_type: bytes) -> bool:
     return media == b"application/json" or media.endswith(b"+json")
 
 
-async def _send_error(send: Any, status: int, loc: str, error: str, message: str) -> None:
+async def send_error(send: Any, status: int, loc: str, error: str, message: str) -> None:
     """The same JSON shape as BentoML's 400s: {"error", "detail": [{"loc", "msg", "type"}]}."""
     kind = error.replace(" ", "_")
     payload = json.dumps(

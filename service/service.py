@@ -27,11 +27,13 @@ from fairgate.contract import contract_to_mapping
 from fairgate.contract_request import request_model
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
+from fairgate.probe_auth import PROBE_HEADER, claims_probe
 from fairgate.schema import MAX_BATCH
-from service.api_models import PROBE_HEADER, BatchDecision, Decision, PolicyView
+from service.api_models import BatchDecision, Decision, PolicyView
 from service.config import DEFAULT_MAX_BODY_BYTES, ConfigError, ServiceConfig, service_config
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
+from service.probe_guard import ProbeGuard
 from service.request_guard import RequestGuard
 from service.served_contract import served_contract
 
@@ -41,6 +43,7 @@ Applicant = request_model(CONTRACT)
 
 _state: dict[str, PolicyView] = {}
 _config: dict[str, ServiceConfig] = {}
+_metrics: dict[str, ServiceMetrics] = {}
 
 
 class _DropClientErrors(logging.Filter):
@@ -56,6 +59,17 @@ async def _policy_view(_: Request) -> JSONResponse:
 
 
 policy_app = Starlette(routes=[Route("/", _policy_view, methods=["GET"])])
+
+
+def _probe_token() -> str | None:
+    config = _config.get("worker")
+    return None if config is None else config.probe_token
+
+
+def _count_refused(reason: str) -> None:
+    metrics = _metrics.get("worker")
+    if metrics is not None:
+        metrics.probe_refused.labels(reason).inc()
 
 
 def _max_body_bytes() -> int:
@@ -84,7 +98,8 @@ def _check_worker_count(config: ServiceConfig) -> None:
 
 
 def _is_probe(context: bentoml.Context) -> bool:
-    return context.request.headers.get(PROBE_HEADER, "").lower() in {"1", "true", "yes"}
+    # ProbeGuard has already refused (403) every claim without the right token.
+    return claims_probe(context.request.headers.get(PROBE_HEADER))
 
 
 @bentoml.mount_asgi_app(policy_app, path="/policy")
@@ -136,6 +151,9 @@ class DecisionService:
         self.policy_version = bundle.policy.version
         self.policy_mode = bundle.policy.mode
         self.metrics: ServiceMetrics = create_metrics()
+        _metrics["worker"] = self.metrics
+        for reason in ("no_token_configured", "bad_token"):
+            self.metrics.probe_refused.labels(reason)
         self.metrics.info.labels(
             bundle.tag,
             bundle.policy.version,
@@ -243,6 +261,12 @@ class DecisionService:
         return BatchDecision.model_construct(count=len(decisions), decisions=decisions)
 
 
+DecisionService.add_asgi_middleware(
+    ProbeGuard,
+    token=_probe_token,
+    refused=_count_refused,
+    paths=("/decide", "/decide_batch"),
+)
 DecisionService.add_asgi_middleware(
     RequestGuard,
     max_bytes=_max_body_bytes,

@@ -15,3 +15,7 @@ os.environ["BENTOML_HOME"] = HOME
 os.environ["BENTOML_DO_NOT_TRACK"] = "True"
 for name in [name for name in os.environ if name.startswith("FAIRGATE_")]:
     del os.environ[name]
+# Every service the suite starts shares this probe token, and every prober sends it; the
+# tests of probe authentication override it per server.
+TEST_PROBE_TOKEN = "suite-probe-token-0123456789"
+os.environ["FAIRGATE_PROBE_TOKEN"] = TEST_PROBE_TOKEN

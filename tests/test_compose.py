@@ -126,3 +126,29 @@ def test_dashboard_queries_only_name_metrics_that_exist():
             for name in re.findall(r"[a-z0-9_:]*fairgate[a-z0-9_:]*", target["expr"]):
                 base = re.sub(r"_(bucket|sum|count)$", "", name)
                 assert name in recorded or base in exported, f"{panel['title']}: {name}"
+
+
+def test_service_and_prober_share_one_generated_probe_token(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from fairgate.probe_auth import token_from_env
+
+    made = SERVICES["probe-token"]["command"]
+    path = _flag(made, "--output")
+    for name in ("service", "prober"):
+        assert SERVICES[name]["environment"]["FAIRGATE_PROBE_TOKEN_FILE"] == path
+        volume = next(v for v in SERVICES[name]["volumes"] if v.startswith("secrets:"))
+        assert path.startswith(volume.split(":")[1] + "/")
+    assert SERVICES["service"]["depends_on"]["probe-token"]["condition"] == (
+        "service_completed_successfully"
+    )
+    # The command the one-shot container runs: a fresh token once, then kept.
+    target = tmp_path / "secrets" / "probe_token"
+    first = CliRunner().invoke(app, [*made[:-1], str(target)])
+    assert first.exit_code == 0 and "wrote a new probe token" in first.output
+    token = token_from_env({"FAIRGATE_PROBE_TOKEN_FILE": str(target)})
+    assert token and len(token) >= 40 and target.stat().st_mode & 0o777 == 0o600
+    again = CliRunner().invoke(app, [*made[:-1], str(target)])
+    assert again.exit_code == 0 and "kept" in again.output
+    assert token_from_env({"FAIRGATE_PROBE_TOKEN_FILE": str(target)}) == token

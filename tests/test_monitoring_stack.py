@@ -8,6 +8,7 @@ field where less helps), so no rule or panel leans on the default book's names.
 """
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -194,7 +195,7 @@ def test_probe_figures_reach_prometheus_with_their_labels(stack):
 
 
 def _cycle(url: str, settings: ProbeSettings):
-    client = DecisionClient(url)
+    client = DecisionClient(url, token=os.environ["FAIRGATE_PROBE_TOKEN"])
     assert client.client is not None
     return run_cycle(client, fetch_target(client.client, url), settings, cycle=0)
 

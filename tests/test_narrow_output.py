@@ -22,7 +22,8 @@ def result() -> CycleResult:
 
     gender = AttributeResult(
         "gender", {"female": 0.592, "male": 0.434}, 0.7331,
-        [PairStats("gender", "female", "male", 1000, 0.158, 0.158, 0.0, -0.215, 0.4)], rows(["female", "male"]),
+        [PairStats("gender", "female", "male", 1000, 0.158, 0.158, 0.0, -0.215, 0.4)],
+        rows(["female", "male"]),
     )  # fmt: skip
     pairs = [PairStats("age_band", a, b, 1000, 0.1234, 0.1, 0.0234, 0.012, 0.1)
              for i, a in enumerate(BANDS) for b in BANDS[i + 1:]]  # fmt: skip

@@ -49,6 +49,8 @@ def readme_commands() -> dict[str, list[str]]:
     commands = {}
     for line in block.splitlines():
         words = line.split()
+        if "fairgate" not in words:
+            continue  # e.g. the probe token's export
         at = words.index("fairgate")
         commands[words[at + 1]] = words[at + 2 :]
     return commands

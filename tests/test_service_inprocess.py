@@ -8,8 +8,13 @@ from fairgate.decider import Decider
 from fairgate.draw import DrawKey
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import MAX_BATCH, Applicant, group_keys, synthetic_features
+from tests.suite_home import TEST_PROBE_TOKEN
 
 EXAMPLE = Applicant.model_json_schema()["example"]
+
+
+# A probe claim with the suite's token (tests/suite_home.py sets FAIRGATE_PROBE_TOKEN).
+PROBE = {"X-Fairgate-Probe": "1", "X-Fairgate-Probe-Token": TEST_PROBE_TOKEN}
 
 
 def test_decide_returns_the_documented_fields(client, trained):
@@ -103,7 +108,7 @@ def test_randomized_mode_cannot_be_re_rolled_and_realises_fairlearns_probability
 
 def test_probe_header_marks_the_decision(client):
     plain = client.post("/decide", json=EXAMPLE).json()
-    probe = client.post("/decide", json=EXAMPLE, headers={"X-Fairgate-Probe": "1"}).json()
+    probe = client.post("/decide", json=EXAMPLE, headers=PROBE).json()
     assert probe["probe"] is True
     assert probe["approved"] == plain["approved"]
 

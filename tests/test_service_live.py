@@ -19,10 +19,14 @@ from fairgate.draw import DrawKey
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import Applicant
 from tests.conftest import REPO, LiveService
+from tests.suite_home import TEST_PROBE_TOKEN
 from training.save_model import save_artifacts
 
 pytestmark = pytest.mark.integration
 EXAMPLE = Applicant.model_json_schema()["example"]
+
+
+PROBE = {"X-Fairgate-Probe": "1", "X-Fairgate-Probe-Token": TEST_PROBE_TOKEN}
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -44,7 +48,7 @@ def test_decide_batch_errors_and_metrics(live_service):
     assert batch["count"] == 20
     assert batch["decisions"][0]["approved"] == single["approved"]
     probes = httpx.post(
-        f"{url}/decide_batch", json={"applications": records}, headers={"X-Fairgate-Probe": "1"}
+        f"{url}/decide_batch", json={"applications": records}, headers=PROBE
     ).json()
     assert all(d["probe"] for d in probes["decisions"])
 
@@ -218,3 +222,52 @@ def test_randomized_mode_agrees_across_workers_ids_and_an_in_process_decider(tra
     assert decided[0] == local.approved.tolist()
     # Some of these applications really were decided by the draw.
     assert any(0 < d["approval_probability"] < 1 for d in answers[0])
+
+
+def _live_and_probe_counts(url: str) -> tuple[float, float]:
+    text = httpx.get(f"{url}/metrics").text
+    live = sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith("fairgate_decisions_total{"))  # fmt: skip
+    probes = sum(float(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith("fairgate_probe_decisions_total{"))  # fmt: skip
+    return live, probes
+
+
+def test_a_probe_claim_needs_the_token(live_service):
+    url = live_service.url
+    before = httpx.get(f"{url}/metrics").text
+    counts = _live_and_probe_counts(url)
+    for headers in ({"X-Fairgate-Probe": "1"},
+                    {"X-Fairgate-Probe": "yes", "X-Fairgate-Probe-Token": "x" * 28},
+                    {"X-Fairgate-Probe": "1", "X-Fairgate-Probe-Token": TEST_PROBE_TOKEN[:-1]}):
+        refused = httpx.post(f"{url}/decide", json=EXAMPLE, headers=headers)
+        assert refused.status_code == 403, headers
+        body = refused.json()
+        assert body["error"] == "probe claim refused"
+        assert body["detail"][0]["loc"] == ["X-Fairgate-Probe"]
+        assert "X-Fairgate-Probe-Token" in body["detail"][0]["msg"]
+    # Decided for no one: neither counter moved, and the refusals are counted.
+    assert _live_and_probe_counts(url) == counts
+    after = httpx.get(f"{url}/metrics").text
+    refused_count = metric(after, "fairgate_probe_refused_total", reason="bad_token") - metric(
+        before, "fairgate_probe_refused_total", reason="bad_token"
+    )
+    assert refused_count == 3
+    accepted = httpx.post(f"{url}/decide", json=EXAMPLE, headers=PROBE)
+    assert accepted.status_code == 200 and accepted.json()["probe"] is True
+    assert _live_and_probe_counts(url) == (counts[0], counts[1] + 1)
+
+
+def test_without_a_token_every_probe_claim_is_refused(trained):
+    server = LiveService(trained.tag, FAIRGATE_PROBE_TOKEN="").wait()
+    try:
+        claim = httpx.post(f"{server.url}/decide", json=EXAMPLE, headers=PROBE)
+        assert claim.status_code == 403
+        assert "accepts no probes" in claim.json()["detail"][0]["msg"]
+        live = httpx.post(f"{server.url}/decide", json=EXAMPLE)
+        assert live.status_code == 200 and live.json()["probe"] is False
+        text = httpx.get(f"{server.url}/metrics").text
+        assert metric(text, "fairgate_probe_refused_total", reason="no_token_configured") == 1
+        assert _live_and_probe_counts(server.url) == (1, 0)
+    finally:
+        server.stop()

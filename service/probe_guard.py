@@ -1,0 +1,55 @@
+"""ASGI middleware: a request that claims to be a probe must prove it, or get 403.
+
+A claim (``X-Fairgate-Probe: 1``) without the service's token is refused before the body is
+read: it is decided for no one, and counted (``fairgate_probe_refused_total``) so a caller
+trying to hide decisions from the live counters shows up on the dashboard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fairgate.probe_auth import PROBE_HEADER, PROBE_TOKEN_HEADER, claims_probe, token_matches
+from service.request_guard import Scope, send_error
+
+_CLAIM = PROBE_HEADER.lower().encode("latin-1")
+_TOKEN = PROBE_TOKEN_HEADER.lower().encode("latin-1")
+
+
+class ProbeGuard:
+    def __init__(
+        self,
+        app: Any,
+        token: Callable[[], str | None],
+        refused: Callable[[str], None],
+        paths: tuple[str, ...] = (),
+    ) -> None:
+        self.app = app
+        # Asked per request: the token is configured when the worker starts, after this
+        # middleware was declared at import.
+        self.token = token
+        self.refused = refused
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if not claims_probe(headers.get(_CLAIM, b"").decode("latin-1")):
+            await self.app(scope, receive, send)
+            return
+        expected = self.token()
+        given = headers.get(_TOKEN, b"").decode("latin-1") or None
+        if token_matches(given, expected):
+            await self.app(scope, receive, send)
+            return
+        reason = "no_token_configured" if expected is None else "bad_token"
+        self.refused(reason)
+        detail = (
+            "this service accepts no probes (FAIRGATE_PROBE_TOKEN is not set)"
+            if expected is None
+            else f"a probe must send {PROBE_TOKEN_HEADER} with the service's FAIRGATE_PROBE_TOKEN"
+        )
+        await send_error(send, 403, PROBE_HEADER, "probe claim refused", detail)
