@@ -209,3 +209,47 @@ def test_two_processes_share_one_sqlite_file(tmp_path):
     report = store.verify()
     assert (report.ok, report.writers, report.rows) == (True, 2, 2 * 40 * 25)
     store.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MiB filesystem (tmpfs), so the SQLite file can run out of space."""
+    import subprocess
+
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_refuses_records_and_recovers_when_space_is_freed(small_disk):
+    store = open_record(f"sqlite:///{small_disk / 'record.sqlite'}")
+    filler = small_disk / "filler"
+    acknowledged: list[str] = []
+    with RecordWriter(store, writer_id="w", retry_after=0.2) as writer:
+        writer.append_sync([record("first")])
+        acknowledged.append("first")
+        # Take every free byte, then try to record more.
+        with filler.open("wb") as out:
+            try:
+                while True:
+                    out.write(b"\0" * 65536)
+                    out.flush()
+            except OSError:
+                pass
+        with pytest.raises(RecordUnavailable, match="full"):
+            for n in range(200):
+                batch = [record(f"full-{n}-{k}") for k in range(50)]
+                writer.append_sync(batch)
+                acknowledged.extend(r.application_id for r in batch)
+        filler.unlink()
+        time.sleep(0.25)
+        writer.append_sync([record("after")])
+        acknowledged.append("after")
+    assert stored_ids(store) == set(acknowledged)
+    assert store.verify().ok
+    store.close()
