@@ -253,3 +253,25 @@ def test_a_full_disk_refuses_records_and_recovers_when_space_is_freed(small_disk
     assert stored_ids(store) == set(acknowledged)
     assert store.verify().ok
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"score": float("nan")}, ValueError, "score must be a finite number"),
+        ({"draw": float("inf")}, ValueError, "draw must be a finite number"),
+        ({"time": datetime(2026, 1, 1)}, ValueError, "timezone-aware"),
+        ({"request": {"tags": {"a", "b"}}}, TypeError, "not JSON serializable"),
+    ],
+    ids=["nan-score", "inf-draw", "naive-time", "request-not-json"],
+)
+def test_a_malformed_record_fails_its_own_caller_only(tmp_path, change, error, message):
+    from dataclasses import replace
+
+    store = open_record(f"sqlite:///{tmp_path / 'record.sqlite'}")
+    with RecordWriter(store, writer_id="w") as writer:
+        with pytest.raises(error, match=message):
+            writer.append_sync([record("bad-batch-good-row"), replace(record("bad"), **change)])
+        writer.append_sync([record("good")])  # nothing refused after it
+    assert stored_ids(store) == {"good"}
+    store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,44 +132,66 @@ def row_hash(row: StoredRecord | Sequence[Any], prev_hash: str) -> str:
     return _digest(row, prev_hash)
 
 
-def chain(
-    records: Iterable[Record], writer_id: str, last_seq: int, last_hash: str
-) -> list[StoredRecord]:
-    """Stored rows for ``records``, continuing the chain after ``(last_seq, last_hash)``.
+def _finite(value: Any, name: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"record {name} must be a finite number (got {value!r})")
+    return number
 
-    ``record.request`` may be a mapping (encoded here, keys sorted) or JSON text, stored and
-    hashed as given (the request as received).
+
+def prepare(records: Iterable[Record]) -> list[tuple[Any, ...]]:
+    """The data columns after ``writer_id`` and ``seq`` of each record, checked and encoded.
+
+    Done in the caller's thread (``RecordWriter.append``), so a malformed record (a naive
+    time, a NaN score, a request JSON cannot encode) fails its own caller with ValueError or
+    TypeError, not a whole transaction of other callers' records. ``record.request`` may be
+    a mapping (encoded here, keys sorted) or JSON text, stored and hashed as given.
     """
-    rows: list[StoredRecord] = []
-    append = rows.append
-    seq, prev = last_seq, last_hash
+    prepared = []
+    append = prepared.append
     # The records of one request share their time: format each distinct instant once.
     last_time: datetime | None = None
     time_text = ""
     for record in records:
-        seq += 1
         if record.time is not last_time:
             last_time, time_text = record.time, format_time(record.time)
-        request = record.request
-        reasons = record.reasons
-        fields = (
-            writer_id,
-            seq,
+        request, reasons, draw = record.request, record.reasons, record.draw
+        append((
             time_text,
             str(record.application_id),
             request if isinstance(request, str) else to_json(request),
-            float(record.score),
+            _finite(record.score, "score"),
             str(record.group),
             str(record.rule),
-            None if record.draw is None else float(record.draw),
-            float(record.approval_probability),
+            None if draw is None else _finite(draw, "draw"),
+            _finite(record.approval_probability, "approval_probability"),
             str(record.decision),
             to_json(reasons) if reasons else "[]",
             str(record.model_version),
             str(record.policy_version),
             bool(record.probe),
-        )
+        ))  # fmt: skip
+    return prepared
+
+
+def link(
+    prepared: Iterable[tuple[Any, ...]], writer_id: str, last_seq: int, last_hash: str
+) -> list[StoredRecord]:
+    """Stored rows for prepared records, continuing the chain after ``(last_seq, last_hash)``."""
+    rows: list[StoredRecord] = []
+    append = rows.append
+    seq, prev = last_seq, last_hash
+    for columns in prepared:
+        seq += 1
+        fields = (writer_id, seq, *columns)
         digest = _digest(fields, prev)
         append(StoredRecord(*fields, prev, digest))
         prev = digest
     return rows
+
+
+def chain(
+    records: Iterable[Record], writer_id: str, last_seq: int, last_hash: str
+) -> list[StoredRecord]:
+    """Stored rows for ``records``: ``prepare`` then ``link``."""
+    return link(prepare(records), writer_id, last_seq, last_hash)

@@ -22,11 +22,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
+from typing import Any
 
-from fairgate.record.entry import GENESIS, Record, chain
+from fairgate.record.entry import GENESIS, Record, link, prepare
 from fairgate.record.store import RecordStore
 
 log = logging.getLogger("fairgate.record")
+# One caller's prepared records (``entry.prepare``) and the future its append waits on.
+Pending = tuple[list[tuple[Any, ...]], Future[None]]
 
 
 class RecordUnavailable(RuntimeError):
@@ -63,7 +66,7 @@ class RecordWriter:
         self.max_batch = max_batch
         self.retry_after = retry_after
         self._clock = clock
-        self._pending: list[tuple[Sequence[Record], Future[None]]] = []
+        self._pending: list[Pending] = []
         self._wake = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -80,9 +83,13 @@ class RecordWriter:
         return self
 
     def submit(self, records: Sequence[Record]) -> Future[None]:
-        """Queue ``records``; the future resolves after their commit (or fails)."""
+        """Queue ``records``; the future resolves after their commit (or fails).
+
+        A malformed record raises ValueError or TypeError here, before anything is queued.
+        """
+        prepared = prepare(records)
         future: Future[None] = Future()
-        if not records:
+        if not prepared:
             future.set_result(None)
             return future
         if self._thread is None or self._closing:
@@ -93,7 +100,7 @@ class RecordWriter:
             future.set_exception(RecordUnavailable(self._down_reason, remaining))
             return future
         with self._wake:
-            self._pending.append((records, future))
+            self._pending.append((prepared, future))
             self._wake.notify()
         return future
 
@@ -119,7 +126,7 @@ class RecordWriter:
         self.close()
 
     # --- the writer thread ------------------------------------------------------------
-    def _take(self) -> list[tuple[Sequence[Record], Future[None]]] | None:
+    def _take(self) -> list[Pending] | None:
         """The next transaction's share of the queue; None once closing and empty."""
         with self._wake:
             while not self._pending and not self._closing:
@@ -145,7 +152,7 @@ class RecordWriter:
                     if not future.done():
                         future.set_exception(RecordUnavailable("record writer error", 1.0))
 
-    def _write(self, batch: list[tuple[Sequence[Record], Future[None]]]) -> None:
+    def _write(self, batch: list[Pending]) -> None:
         if not batch:
             return
         remaining = self._down_until - self._clock()
@@ -162,19 +169,19 @@ class RecordWriter:
             for _, future in batch:
                 future.set_result(None)
 
-    def _commit(self, records: list[Record]) -> None:
+    def _commit(self, records: list[tuple[Any, ...]]) -> None:
         if not self._synced:
             # After a failed commit its outcome is unknown (the connection may have dropped
             # after COMMIT reached the server): the head, moved in the same transaction, says.
             head = self.store.head(self.writer_id)
             self._seq, self._hash = (0, GENESIS) if head is None else head
             self._synced = True
-        rows = chain(records, self.writer_id, self._seq, self._hash)
+        rows = link(records, self.writer_id, self._seq, self._hash)
         self.store.append(rows)
         self._seq, self._hash = rows[-1].seq, rows[-1].hash
         self.commits += 1
 
-    def _fail(self, batch: list[tuple[Sequence[Record], Future[None]]], cause: Exception) -> None:
+    def _fail(self, batch: list[Pending], cause: Exception) -> None:
         self._synced = False
         self.store.reset()
         reason = f"the decision record store is unavailable ({type(cause).__name__}: {cause})"
