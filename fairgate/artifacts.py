@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import bentoml
+import numpy as np
 from bentoml.exceptions import NotFound
 
 from fairgate.contract import Contract, ContractError, parse_contract
@@ -41,6 +42,7 @@ METADATA_FILE: Final[str] = "metadata.json"
 SKLEARN_FILE: Final[str] = "sklearn_model.joblib"
 CONTRACT_FILE: Final[str] = "contract.toml"
 SYNTHESIS_FILE: Final[str] = "synthesis.json"
+REASONS_FILE: Final[str] = "reasons.json"
 SERVING_FILES: Final[tuple[str, ...]] = (
     SCORER_FILE,
     POLICY_FILE,
@@ -48,6 +50,7 @@ SERVING_FILES: Final[tuple[str, ...]] = (
     METADATA_FILE,
     CONTRACT_FILE,
     SYNTHESIS_FILE,
+    REASONS_FILE,
 )
 NO_MODEL: Final[str] = (
     "no model {tag!r} in the BentoML model store ({store}); train one with `fairgate train`"
@@ -73,6 +76,8 @@ class ServingBundle:
     metadata: dict[str, Any] = field(default_factory=dict)
     synthesis: dict[str, Any] = field(default_factory=dict)
     contract_text: str = ""
+    # The reasons' reference applicant (model columns); None: denials carry no reasons.
+    reference: np.ndarray | None = None
 
     @property
     def contract(self) -> Contract:
@@ -166,12 +171,15 @@ def load_serving_bundle(
         contract_text = (root / CONTRACT_FILE).read_text(encoding="utf-8")
         contract = parse_contract(contract_text)
         synthesis = json.loads((root / SYNTHESIS_FILE).read_text())
+        reasons = json.loads((root / REASONS_FILE).read_text())
     except ContractError as error:
         raise ArtifactError(f"{model.tag}: its contract no longer loads: {error}") from error
     except (ValueError, KeyError, OSError) as error:
         raise ArtifactError(f"{model.tag}: unreadable artifact: {error}") from error
     features = ContractFeatures(contract, include_sensitive=bool(metadata["include_sensitive"]))
-    if list(features.names) != metadata["feature_names"]:
+    if list(features.names) != metadata["feature_names"] or reasons["feature_names"] != list(
+        features.names
+    ):
         raise ArtifactError(f"{model.tag}: feature names differ from its contract's features")
     bundle = ServingBundle(
         tag=str(model.tag),
@@ -181,5 +189,6 @@ def load_serving_bundle(
         metadata=metadata,
         synthesis=synthesis,
         contract_text=contract_text,
+        reference=np.asarray(reasons["reference"], dtype=np.float64),
     )
     return bundle.unmitigated() if policy_mode == "unmitigated" else bundle

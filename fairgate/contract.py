@@ -91,6 +91,8 @@ class FieldSpec(_Strict):
     unit: str = ""
     example: str | int | float | None = None
     constraints: Constraints = Constraints()
+    # false: never named as a reason for a denial (protected attributes never are).
+    reasons: bool = True
 
     @model_validator(mode="after")
     def _fits_kind(self) -> FieldSpec:
@@ -214,6 +216,9 @@ class Feature(_Strict):
     monotone: Literal[-1, 0, 1] = 0
     # Reads a protected field: built only for the naive model (include_sensitive).
     sensitive: bool = False
+    # The reason text when this feature counts most against a denied applicant, e.g.
+    # "debt-to-income ratio too high"; default: "<field or ratio name> too low/high".
+    reason: str = ""
 
     @model_validator(mode="after")
     def _parts_fit(self) -> Feature:

@@ -11,6 +11,7 @@ import numpy as np
 from fairgate.artifacts import ServingBundle
 from fairgate.contract_features import RequestColumns, group_keys
 from fairgate.draw import DrawKey, draw_fields
+from fairgate.reasons import Explainer, Reason
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Decisions:
     group: np.ndarray
     rule_index: np.ndarray
     unseen: np.ndarray
+    # Per application: up to four reasons if denied (empty when approved).
+    reasons: list[list[Reason]]
 
 
 class Decider:
@@ -36,6 +39,11 @@ class Decider:
         self.policy = bundle.policy
         self.columns = RequestColumns(bundle.contract)
         self.draw_fields = draw_fields(bundle.contract)
+        self.explainer = (
+            None
+            if bundle.reference is None
+            else Explainer(bundle.features, bundle.scorer, bundle.reference)
+        )
         # Only a randomized policy draws; a deterministic one never computes a MAC.
         self.draw_key = draw_key if bundle.policy.randomized else None
         self.rule_names = [self.policy.rule_name(i) for i in range(len(self.policy.rules) + 1)]
@@ -47,10 +55,17 @@ class Decider:
     def decide(self, applicants: Sequence[Any]) -> Decisions:
         """Decide validated requests (instances of ``request_model(bundle.contract)``)."""
         columns = self.columns(applicants)
-        scores = self.bundle.scorer.score(self.bundle.features.build(columns))
+        matrix = self.bundle.features.build(columns)
+        scores = self.bundle.scorer.score(matrix)
         groups = group_keys(self.contract, columns, self.policy.attributes)
         draws = None if self.draw_key is None else self.draw_key.draws(columns, self.draw_fields)
         approved, probability, index = self.policy.decide(scores, groups, draws)
+        reasons: list[list[Reason]] = [[] for _ in range(len(scores))]
+        if self.explainer is not None and not approved.all():
+            denied = np.flatnonzero(~approved)
+            explained = self.explainer.explain(matrix, columns, denied)
+            for row, found in zip(denied.tolist(), explained, strict=True):
+                reasons[row] = found
         return Decisions(
             approved=approved,
             score=scores,
@@ -58,4 +73,5 @@ class Decider:
             group=groups,
             rule_index=index,
             unseen=self.policy.is_unseen(index),
+            reasons=reasons,
         )

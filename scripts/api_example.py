@@ -25,12 +25,16 @@ PATH = REPO / "docs" / "examples" / "api.md"
 SHOWN = "http://127.0.0.1:3000"  # the address the README uses (fairgate serve's default)
 APPLICANT = Applicant.model_json_schema()["example"]
 TWIN = APPLICANT | {"application_id": "APP-000002", "gender": "male"}
+# Heavy existing debt and three recent delinquencies: a denial, to show its reasons.
+INDEBTED = APPLICANT | {
+    "application_id": "APP-000003", "monthly_debt_payments": 2600.0, "delinquencies_2y": 3,
+}  # fmt: skip
 
 
 def commands() -> list[str]:
     """The curl command lines, as shown (against SHOWN)."""
     one = json.dumps(APPLICANT)
-    two = json.dumps({"applications": [APPLICANT, TWIN]})
+    two = json.dumps({"applications": [APPLICANT, TWIN, INDEBTED]})
     header = "-H 'Content-Type: application/json'"
     return [
         f"curl -s {SHOWN}/decide {header} \\\n  -d '{one}' | python3 -m json.tool",

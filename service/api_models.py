@@ -8,6 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
+class Reason(BaseModel):
+    code: str = Field(description="Stable code: R- and the feature's name in capitals.")
+    text: str = Field(description="In the contract's terms, e.g. 'debt_to_income too high'.")
+
+
 class Decision(BaseModel):
     application_id: str
     decision: Literal["approve", "deny"]
@@ -21,6 +26,10 @@ class Decision(BaseModel):
     policy_mode: Literal["mitigated", "randomized", "unmitigated"]
     model_version: str = Field(description="The concrete model tag, resolved once per deployment.")
     probe: bool
+    reasons: list[Reason] = Field(
+        description="A denial's principal reasons, most important first (at most four); "
+        "empty when approved. A protected attribute is never a reason."
+    )
 
 
 class BatchDecision(BaseModel):

@@ -36,7 +36,14 @@ def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, 
     """(path, p50 us, p99 us) for fairgate (mitigated, the default, and randomized) and
     ThresholdOptimizer.predict, single and 1,000."""
     spec = synthetic_features(include_sensitive=result.config.include_sensitive)
+    # As served: denials carry reasons (measured against the training reference).
     decider = Decider(
+        ServingBundle(
+            tag="bench", scorer=result.scorer, policy=result.policy, features=spec,
+            reference=result.reference,
+        )
+    )  # fmt: skip
+    silent = Decider(
         ServingBundle(tag="bench", scorer=result.scorer, policy=result.policy, features=spec)
     )
     columns = generate_applicants(1000, seed=99)
@@ -46,7 +53,13 @@ def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, 
     ]
     # The randomized mode adds one HMAC per application (the keyed draw).
     randomized = Decider(
-        ServingBundle(tag="bench", scorer=result.scorer, policy=result.randomized, features=spec),
+        ServingBundle(
+            tag="bench",
+            scorer=result.scorer,
+            policy=result.randomized,
+            features=spec,
+            reference=result.reference,
+        ),
         DrawKey(b"benchmark-draw-key-0123456789"),
     )
     groups = group_keys(columns, ("gender",))
@@ -71,6 +84,12 @@ def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, 
         lambda i: randomized.decide(applicants[i % 1000 : i % 1000 + 1]), repeats
     )
     randomized_batch = timings(lambda _: randomized.decide(applicants), 100)
+    # What reasons add to a denial: the same denied applications, reasons on and off.
+    denied = [a for a, ok in zip(applicants, decider.decide(applicants).approved, strict=True)
+              if not ok]  # fmt: skip
+    n = len(denied)
+    with_reasons = timings(lambda i: decider.decide(denied[i % n : i % n + 1]), repeats)
+    without = timings(lambda i: silent.decide(denied[i % n : i % n + 1]), repeats)
     rows = []
     for name, values in (
         ("fairgate, single", single),
@@ -79,6 +98,8 @@ def measure(result: TrainResult, repeats: int = 3000) -> list[tuple[str, float, 
         ("ThresholdOptimizer.predict, batch of 1000", naive_batch),
         ("fairgate randomized (keyed draw), single", randomized_single),
         ("fairgate randomized (keyed draw), batch of 1000", randomized_batch),
+        ("fairgate, single denial, with its reasons (as served)", with_reasons),
+        ("fairgate, single denial, reasons off", without),
     ):
         p50, p99 = np.percentile(values, [50, 99]) * 1e6
         rows.append((name, float(p50), float(p99)))

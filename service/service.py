@@ -29,7 +29,7 @@ from fairgate.decider import Decider
 from fairgate.draw import DrawKey
 from fairgate.probe_auth import PROBE_HEADER, claims_probe
 from fairgate.schema import MAX_BATCH
-from service.api_models import BatchDecision, Decision, PolicyView
+from service.api_models import BatchDecision, Decision, PolicyView, Reason
 from service.config import DEFAULT_MAX_BODY_BYTES, ConfigError, ServiceConfig, service_config
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
@@ -185,9 +185,11 @@ class DecisionService:
         result = self.decider.decide(applicants)
         self._record(result.group, result.approved, result.score, result.unseen, probe)
         names, texts = self.decider.rule_names, self.decider.rule_texts
+        # The contract names its id field; the response always calls it application_id.
+        id_field = self.decider.contract.id_field.name
         return [
             Decision.model_construct(
-                application_id=a.application_id,
+                application_id=getattr(a, id_field),
                 decision="approve" if ok else "deny",
                 approved=bool(ok),
                 score=float(s),
@@ -199,14 +201,16 @@ class DecisionService:
                 policy_mode=self.policy_mode,
                 model_version=self.model_version,
                 probe=probe,
+                reasons=[Reason.model_construct(code=r.code, text=r.text) for r in why],
             )
-            for a, ok, s, p, g, i in zip(
+            for a, ok, s, p, g, i, why in zip(
                 applicants,
                 result.approved,
                 result.score,
                 result.probability,
                 result.group,
                 result.rule_index,
+                result.reasons,
                 strict=True,
             )
         ]

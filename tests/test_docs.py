@@ -65,7 +65,7 @@ def documented_examples() -> list[tuple[str, dict]]:
 
 # Fields that depend on the model trained, not on the request.
 MODEL_DEPENDENT = {"decision", "approved", "score", "approval_probability", "rule_text",
-                   "policy_version", "model_version"}  # fmt: skip
+                   "policy_version", "model_version", "reasons"}  # fmt: skip
 
 
 def comparable(body: dict) -> dict:

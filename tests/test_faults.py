@@ -38,6 +38,7 @@ def _save(trained, key: bytes | None = None) -> tuple[str, Path]:
         features=trained.feature_builder,
         contract_text=trained.contract_text,
         synthesis=trained.synthesis,
+        reference=trained.reference,
         metadata={"purpose": "fault test"},
         sklearn_model=trained.model,
         artifact_key=key,

@@ -155,6 +155,7 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
             features=trained.feature_builder,
             contract_text=trained.contract_text,
             synthesis=trained.synthesis,
+            reference=trained.reference,
             metadata={"purpose": "newer model trained while serving"},
             sklearn_model=trained.model,
         )

@@ -18,6 +18,7 @@ from fairgate.contract import Contract, builtin_contract, load_contract
 from fairgate.contract_features import ContractFeatures, group_keys
 from fairgate.contract_synth import record_synthesis
 from fairgate.policy import ThresholdPolicy, UnseenRule
+from fairgate.reasons import reference_applicant
 from fairgate.scorer import Scorer
 from training.compile_model import compile_model
 from training.compile_policy import deterministic_policy
@@ -78,6 +79,7 @@ class TrainResult:
     feature_builder: ContractFeatures
     contract_text: str
     synthesis: dict[str, Any]
+    reference: np.ndarray  # the reasons' reference applicant, in model columns
 
     @property
     def contract(self) -> Contract:
@@ -230,6 +232,8 @@ def run_training(
         book.columns,
         policy.boundary_distance(scorer.score(features), policy_groups),
     ).to_dict()
+    # Reasons for denials are measured against the median approved training applicant.
+    reference = reference_applicant(features[split.train], book.label[split.train] == 1)
     metrics: dict[str, Any] = {
         "tag": None,
         "config": _config_dict(config),
@@ -267,6 +271,7 @@ def run_training(
             features=spec,
             contract_text=contract_text,
             synthesis=synthesis_dict,
+            reference=reference,
             metadata=_artifact_metadata(metrics, contract.groups.separator),
             sklearn_model=model,
             artifact_key=artifact_key,
@@ -296,6 +301,7 @@ def run_training(
         feature_builder=spec,
         contract_text=contract_text,
         synthesis=synthesis_dict,
+        reference=reference,
     )
 
 

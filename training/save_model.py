@@ -11,12 +11,14 @@ from typing import Any
 
 import bentoml
 import joblib
+import numpy as np
 
 from fairgate.artifacts import (
     CONTRACT_FILE,
     METADATA_FILE,
     POLICY_FILE,
     RANDOMIZED_POLICY_FILE,
+    REASONS_FILE,
     SCORER_FILE,
     SKLEARN_FILE,
     SYNTHESIS_FILE,
@@ -37,6 +39,7 @@ def save_artifacts(
     features: ContractFeatures,
     contract_text: str,
     synthesis: dict[str, Any],
+    reference: np.ndarray,
     metadata: dict[str, Any],
     sklearn_model: Any,
     artifact_key: bytes | None = None,
@@ -53,6 +56,8 @@ def save_artifacts(
         (staging / RANDOMIZED_POLICY_FILE).write_text(json.dumps(randomized.to_dict(), indent=2))
         (staging / CONTRACT_FILE).write_text(contract_text, encoding="utf-8")
         (staging / SYNTHESIS_FILE).write_text(json.dumps(synthesis, indent=1))
+        reasons = {"feature_names": list(features.names), "reference": reference.tolist()}
+        (staging / REASONS_FILE).write_text(json.dumps(reasons, indent=1))
         body = metadata | {
             "include_sensitive": features.include_sensitive,
             "feature_names": list(features.names),

@@ -1,0 +1,172 @@
+"""Principal reasons for a denial, in the contract's terms, computed from the served model.
+
+A denied applicant is told what counted most against them (US ECOA / Regulation B adverse
+action notices: up to four specific reasons). Each model feature's contribution is measured
+against a reference applicant recorded at training (the column-wise median of the approved
+applicants' features):
+
+- logistic model: ``coef_j / scale_j * (x_j - reference_j)``, exact in log-odds;
+- gradient boosting (no additive form): the score change when the feature alone is set to
+  the reference, ``score(x) - score(x with feature j from the reference)``, one batched
+  scorer call per denial (a one-at-a-time occlusion, model-agnostic).
+
+A one-hot feature's columns count as one feature. Only contributions below zero are reasons,
+most negative first, at most four. A feature that reads a protected attribute's field (or is
+``sensitive``), or a field the contract marks ``reasons = false``, is never a reason. Codes
+are ``R-`` + the feature name in capitals: stable across retraining and contracts' versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from fairgate.contract import Contract, Feature
+from fairgate.contract_features import ContractFeatures, feature_columns
+from fairgate.scorer import LogisticScorer, Scorer
+
+MAX_REASONS: Final[int] = 4
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Block:
+    feature: Feature
+    columns: np.ndarray  # model-column indices
+    label: str
+    values: tuple[str, ...]  # one_hot: the category of each column
+
+
+def reference_applicant(features: np.ndarray, approved: np.ndarray) -> np.ndarray:
+    """The reference in model-column space: the median of the approved applicants' rows."""
+    chosen = features[np.asarray(approved, dtype=bool)]
+    if len(chosen) == 0:
+        raise ValueError("no approved applicant to take a reference from")
+    return np.median(chosen, axis=0)
+
+
+def eligible(contract: Contract, feature: Feature) -> bool:
+    """Whether a feature may be given as a reason (never a protected attribute's field)."""
+    protected = {p.field for p in contract.protected}
+    if feature.sensitive or protected & set(feature.inputs):
+        return False
+    return all(contract.field(name).reasons for name in feature.inputs)
+
+
+def _label(contract: Contract, feature: Feature) -> str:
+    if feature.reason:
+        return feature.reason
+    return feature.name if feature.transform == "ratio" else feature.field or feature.name
+
+
+class Explainer:
+    """Reasons for denials under one served model (``features`` as the model sees them).
+
+    Everything that does not depend on the applicant is prepared here, so a denial costs a
+    few numpy calls: the column-to-feature sum is one matrix product, and every reason a
+    numeric feature can give ("too low", "too high") exists before the first request.
+    """
+
+    def __init__(self, features: ContractFeatures, scorer: Scorer, reference: np.ndarray) -> None:
+        contract = features.contract
+        if len(reference) != len(features.names):
+            raise ValueError("the reference has not one value per model column")
+        self.contract = contract
+        self.scorer = scorer
+        self.reference = np.asarray(reference, dtype=np.float64)
+        index = {name: i for i, name in enumerate(features.names)}
+        blocks = []
+        for feature in features.features:
+            if not eligible(contract, feature):
+                continue
+            names = feature_columns(contract, feature)
+            values = tuple(n.removeprefix(_prefix(feature)) for n in names)
+            blocks.append(
+                _Block(feature, np.array([index[n] for n in names]), _label(contract, feature),
+                       values if feature.transform == "one_hot" else ())
+            )  # fmt: skip
+        self.blocks = blocks
+        # (columns, features): 1 where a model column belongs to an eligible feature.
+        self._sum = np.zeros((len(features.names), len(blocks)))
+        for j, block in enumerate(blocks):
+            self._sum[block.columns, j] = 1.0
+        self._first = np.array([b.columns[0] for b in blocks], dtype=np.intp)
+        self._fields = {j: b.feature.field or "" for j, b in enumerate(blocks) if b.values}
+        self._fixed = [self._fixed_reasons(b) for b in blocks]
+        self._by_value: dict[tuple[int, str], Reason] = {}
+        if isinstance(scorer, LogisticScorer):
+            self._weights: np.ndarray | None = scorer.coef[0] / scorer.scale
+        else:
+            self._weights = None
+
+    @staticmethod
+    def _fixed_reasons(block: _Block) -> tuple[Reason, Reason] | None:
+        code = f"R-{block.feature.name.upper()}"
+        if block.values:
+            return None
+        if block.feature.reason:
+            return (Reason(code, block.feature.reason), Reason(code, block.feature.reason))
+        # Below the reference and counting against: too low; above it: too high.
+        return (Reason(code, f"{block.label} too low"), Reason(code, f"{block.label} too high"))
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """(rows, eligible features): each feature's contribution against the reference."""
+        if self._weights is not None:
+            return ((matrix - self.reference) * self._weights) @ self._sum
+        rows, k = matrix.shape[0], len(self.blocks)
+        occluded = np.repeat(matrix, k, axis=0)
+        for j, block in enumerate(self.blocks):
+            occluded[j::k][:, block.columns] = self.reference[block.columns]
+        base = self.scorer.score(matrix)
+        return base[:, None] - self.scorer.score(occluded).reshape(rows, k)
+
+    def explain(
+        self,
+        matrix: np.ndarray,
+        columns: Mapping[str, np.ndarray],
+        rows: np.ndarray | None = None,
+    ) -> list[list[Reason]]:
+        """Up to four reasons for each of ``rows`` (default: every row) of ``matrix`` (the
+        applicants' model columns) and ``columns`` (their fields): the denials."""
+        rows = np.arange(len(matrix)) if rows is None else np.asarray(rows)
+        if not self.blocks or len(rows) == 0:
+            return [[] for _ in range(len(rows))]
+        chosen = matrix[rows]
+        contribution = self.contributions(chosen)
+        order = np.argsort(contribution, axis=1, kind="stable")[:, :MAX_REASONS]
+        below = (chosen[:, self._first] < self.reference[self._first]).tolist()
+        counts = np.take_along_axis(contribution, order, axis=1) < 0
+        result = []
+        for i, (picks, against) in enumerate(zip(order.tolist(), counts.tolist(), strict=True)):
+            reasons = []
+            for j, counted in zip(picks, against, strict=True):
+                if not counted:
+                    break
+                fixed = self._fixed[j]
+                if fixed is not None:
+                    reasons.append(fixed[0] if below[i][j] else fixed[1])
+                else:
+                    reasons.append(self._category(j, columns[self._fields[j]][rows[i]]))
+            result.append(reasons)
+        return result
+
+    def _category(self, j: int, value: object) -> Reason:
+        key = (j, str(value))
+        reason = self._by_value.get(key)
+        if reason is None:
+            block = self.blocks[j]
+            reason = Reason(f"R-{block.feature.name.upper()}", f"{block.label}: {value}")
+            self._by_value[key] = reason
+        return reason
+
+
+def _prefix(feature: Feature) -> str:
+    return f"{feature.field}_" if feature.prefix is None else feature.prefix
