@@ -5,6 +5,7 @@ stopped mid-stream) refuses records without losing an acknowledged one, then rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from fairgate.record import Record, RecordUnavailable, RecordWriter, open_record
@@ -150,6 +152,11 @@ def test_postgres_stopped_mid_stream_then_back(tmp_path):
         assert len(ids) - len(acknowledged) <= 5 * 8  # at most a batch per appender unanswered
         report = store.verify()
         assert report.ok, report.problems
+        # This thread's connection died with the server: its first use fails, the next
+        # reconnects.
+        with contextlib.suppress(psycopg.OperationalError):
+            store.count()
+        assert store.count() == len(ids)
         store.close()
     finally:
         server.destroy()

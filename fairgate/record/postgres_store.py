@@ -119,6 +119,9 @@ class PostgresStore(RecordStore):
             conn.adapters.register_loader(name, TextLoader)
         return conn
 
+    def _alive(self, conn: psycopg.Connection) -> bool:
+        return not (conn.closed or conn.broken)
+
     def append(self, rows: Sequence[StoredRecord]) -> None:
         if not rows:
             return

@@ -63,8 +63,15 @@ class RecordStore(ABC):
     @abstractmethod
     def _connect(self) -> Any: ...
 
+    def _alive(self, conn: Any) -> bool:
+        """False for a connection known to be broken (the backend's driver tells)."""
+        return True
+
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and not self._alive(conn):
+            self.reset()  # e.g. the server restarted: the first use failed, this one reconnects
+            conn = None
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
