@@ -62,3 +62,31 @@ def test_the_entry_point_is_the_cli_package():
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts == {"fairgate": "cli.main:app"}
+
+
+# Locust files monkey-patch the process with gevent when imported: they run under Locust.
+UNDER_LOCUST = {"loadtests.locustfile", "loadtests.benchfile"}
+
+
+def _importable() -> list[str]:
+    names = []
+    for package in (CORE, *DEPLOYABLES, CLI):
+        for path in modules(package):
+            name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            if name.endswith("__main__") or name in UNDER_LOCUST:
+                continue
+            names.append(name.removesuffix(".__init__"))
+    return names
+
+
+def test_every_module_imports():
+    """A module whose imports are broken fails here even if no test exercises it."""
+    import importlib
+
+    broken = []
+    for name in _importable():
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # report every broken module at once
+            broken.append(f"{name}: {type(error).__name__}: {error}")
+    assert not broken, "\n".join(broken)
