@@ -49,12 +49,13 @@ def _rule_tests_with(tmp_path, file: str, old: str, new: str) -> str:
     return result.stdout + result.stderr
 
 
+LIVE_ALERT = "expr: floor(fairgate_approval:four_fifths_ratio_rate1h * 1000 + 1e-9) / 1000 < 0.8"
 # Each mutation undoes one thing the rules must get right; the rule tests must catch it.
 MUTATIONS = {
     "four-fifths line moved": (
         "alerts.yml",
-        "fairgate_probe_four_fifths_ratio * 1000) / 1000 < 0.8",
-        "fairgate_probe_four_fifths_ratio * 1000) / 1000 < 0.6",
+        "fairgate_probe_four_fifths_ratio * 1000 + 1e-9) / 1000 < 0.8",
+        "fairgate_probe_four_fifths_ratio * 1000 + 1e-9) / 1000 < 0.6",
         "FairgateProbeFourFifthsBreach",
     ),
     "never-approved group without an approve series dropped": (
@@ -65,15 +66,26 @@ MUTATIONS = {
     ),
     "global minimum-volume guard instead of a per-group one": (
         "alerts.yml",
-        "expr: floor(fairgate_approval:four_fifths_ratio_rate1h * 1000) / 1000 < 0.8",
-        "expr: floor(fairgate_approval:four_fifths_ratio_rate1h * 1000) / 1000 < 0.8"
-        " and on () min(group:fairgate_decisions:rate1h) * 3600 >= 100",
+        LIVE_ALERT,
+        LIVE_ALERT + " and on () min(group:fairgate_decisions:rate1h) * 3600 >= 100",
         "FairgateLiveFourFifthsBreach",
     ),
     "quiet groups kept in the ratio": (
         "recording.yml",
         "and on (attribute, group) group:fairgate_decisions:rate1h * 3600 >= 100",
         "and on (attribute, group) group:fairgate_decisions:rate1h * 3600 >= 0",
+        "FairgateLiveFourFifthsBreach",
+    ),
+    "float noise at exactly four fifths read as a breach": (
+        "alerts.yml",
+        LIVE_ALERT,
+        LIVE_ALERT.replace(" + 1e-9", ""),
+        "FairgateLiveFourFifthsBreach",
+    ),
+    "attribute dropped from the live aggregation": (
+        "recording.yml",
+        "sum by (attribute, group) (rate(fairgate_decisions_total[1h]))",
+        "sum by (group) (rate(fairgate_decisions_total[1h]))",
         "FairgateLiveFourFifthsBreach",
     ),
     "one ratio across all attributes instead of one per attribute": (
@@ -84,8 +96,8 @@ MUTATIONS = {
     ),
     "gap line moved": (
         "alerts.yml",
-        '* 1000) / 1000 > 0.1',
-        '* 1000) / 1000 > 0.3',
+        "* 1000 - 1e-9) / 1000 > 0.1",
+        "* 1000 - 1e-9) / 1000 > 0.3",
         "FairgateGap",
     ),
     "flips alert not held back by the control": (
@@ -96,7 +108,7 @@ MUTATIONS = {
     ),
     "summary rounded across the line": (
         "alerts.yml",
-        "expr: floor(fairgate_probe_four_fifths_ratio * 1000) / 1000 < 0.8",
+        "expr: floor(fairgate_probe_four_fifths_ratio * 1000 + 1e-9) / 1000 < 0.8",
         "expr: fairgate_probe_four_fifths_ratio < 0.8",
         "FairgateProbeFourFifthsBreach",
     ),
