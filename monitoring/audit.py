@@ -88,6 +88,7 @@ def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
         ],
         "population": None if result.population is None else vars(result.population),
         "gap": None if gap is None else {k: v for k, v in vars(gap).items() if k != "gaps"},
+        "gap_skipped": result.gap_skipped,
     }
 
 
@@ -139,6 +140,8 @@ def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
             f"  median {amount(g.median, g.unit)}, 90th percentile {amount(g.p90, g.unit)}"
         )
         console.print(f"  non-monotone {g.non_monotone}, never approved {g.never_approved}")
+    elif result.gap_skipped:
+        console.print(result.gap_skipped)
     console.print(population_line(result))
     c = result.control
     if c is None:
@@ -185,6 +188,8 @@ def markdown(result: CycleResult, rows: int = 20) -> str:
             f"{gap_title(g).capitalize()}: median {amount(g.median, g.unit)}, "
             f"p90 {amount(g.p90, g.unit)}."
         )
+    elif result.gap_skipped:
+        lines.append(result.gap_skipped.capitalize() + ".")
     lines += ["", " ".join(population_line(result).split()) + "."]
     lines += ["", f"{result.decisions_sent} decisions sent in {result.duration_seconds:.2f} s.", ""]
     return "\n".join(lines) + "\n"

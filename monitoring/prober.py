@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fairgate.contract_features import attribute_column
 from fairgate.contract_twins import attribute_values, twin
 from monitoring.client import DecisionClient
 from monitoring.control import ControlResult, control
@@ -31,7 +32,7 @@ class Population:
 
     size: int
     from_boundary: int
-    # Base applicants some twin of which scored within the recorded boundary width of its
+    # Base applicants whose own decision scored within the recorded boundary width of their
     # group's threshold; None when the prober knows no policy (a foreign endpoint) or the
     # book was too small to record a boundary population.
     near_boundary: int | None
@@ -46,6 +47,8 @@ class CycleResult:
     gap: Gap | None = None
     control: ControlResult | None = None
     population: Population | None = None
+    # Why there is no gap, in words for the summary (None when the gap was measured).
+    gap_skipped: str | None = None
     decisions_sent: int = 0
     duration_seconds: float = 0.0
 
@@ -73,7 +76,7 @@ def run_cycle(
     shown = (contract.id_field.name, *((contract.gap.field,) if contract.gap else ()))
     result = CycleResult(target=client.target, cycle=cycle, contract=contract.name)
     n = settings.pairs
-    near = np.zeros(n, dtype=bool)
+    near: np.ndarray | None = None
     knows_boundary = target.policy is not None and np.isfinite(target.synthesis.boundary_width)
     for attribute in attributes:
         values = attribute_values(contract, attribute, target.synthesis.population)
@@ -81,9 +84,10 @@ def run_cycle(
         stacked = [twin(contract, base, attribute, value) for value in values]
         table = {k: np.concatenate([t[k] for t in stacked]) for k in base}
         approved, scores, groups = client.decide_groups(table)
-        if knows_boundary:
-            distance = target.policy.boundary_distance(scores, groups)
-            near |= (distance <= target.synthesis.boundary_width).reshape(len(values), n).any(0)
+        if knows_boundary and near is None:
+            near = base_near_boundary(
+                target, attribute_column(contract, attribute, base), values, scores, groups
+            )
         outcomes = {
             v: (approved[i * n : (i + 1) * n], scores[i * n : (i + 1) * n])
             for i, v in enumerate(values)
@@ -93,13 +97,14 @@ def run_cycle(
     result.population = Population(
         size=n,
         from_boundary=round(n * settings.boundary_share) if boundary else 0,
-        near_boundary=int(near.sum()) if knows_boundary else None,
+        near_boundary=None if near is None else int(near.sum()),
     )
     # The first applicants of the base population, so the control covers the same mix.
     result.control = control(
         client.decide, {k: v[: settings.control_pairs] for k, v in base.items()}
     )
-    if settings.gap_sample > 0 and contract.gap is not None and attributes:
+    result.gap_skipped = gap_skipped(target, settings, attributes)
+    if result.gap_skipped is None:
         attribute = attributes[0]
         group_a, group_b = attribute_values(contract, attribute, target.synthesis.population)[:2]
         # Spread over both parts of the population: every k-th applicant.
@@ -112,3 +117,43 @@ def run_cycle(
     result.decisions_sent = client.decisions_sent - sent_before
     result.duration_seconds = time.perf_counter() - started
     return result
+
+
+def base_near_boundary(
+    target: ProbeTarget,
+    own: np.ndarray,
+    values: tuple[str, ...],
+    scores: np.ndarray,
+    groups: np.ndarray,
+) -> np.ndarray:
+    """Per base applicant: is its own decision within the boundary width of its group's
+    threshold? ``scores``/``groups`` are one attribute's twins, ``values`` blocks of them.
+
+    Among an applicant's twins, the one with its own value of the attribute is the applicant
+    itself (a category twin set to the value it has; a banded twin left in its band), so the
+    base decisions are read off the twins without sending anything more.
+    """
+    assert target.policy is not None
+    n = len(own)
+    index = {value: i for i, value in enumerate(values)}
+    block = np.array([index.get(value, -1) for value in own], dtype=np.int64)
+    # A value no twin took (not in the recorded book) has no base decision: not near.
+    rows = np.maximum(block, 0) * n + np.arange(n)
+    distance = target.policy.boundary_distance(scores[rows], np.asarray(groups)[rows])
+    return (block >= 0) & (distance <= target.synthesis.boundary_width)
+
+
+def gap_skipped(
+    target: ProbeTarget, settings: ProbeSettings, attributes: tuple[str, ...]
+) -> str | None:
+    """Why this cycle measures no gap, or None when it does."""
+    contract = target.contract
+    if contract.gap is None:
+        return f"no gap: contract {contract.name!r} names no gap field"
+    if settings.gap_sample <= 0:
+        return "no gap: gap sample is 0"
+    if not attributes:
+        return "no gap: no protected attribute to compare"
+    if len(attribute_values(contract, attributes[0], target.synthesis.population)) < 2:
+        return f"no gap: {attributes[0]} has fewer than two values in the book"
+    return None

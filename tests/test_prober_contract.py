@@ -15,18 +15,21 @@ import numpy as np
 import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
+from rich.console import Console
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from fairgate.contract import contract_to_mapping, parse_contract
-from fairgate.contract_synth import Synthesis, record_marginals
+from fairgate.contract_synth import Synthesis, record_marginals, synthesize
 from fairgate.policy import GroupRule, ThresholdPolicy
+from monitoring.audit import as_dict, markdown, print_audit
 from monitoring.client import DecisionClient
 from monitoring.config import config_from_mapping
 from monitoring.counterfactual import probe_population
 from monitoring.exporter import ProberMetrics
+from monitoring.gap import measure_gap
 from monitoring.runner import probe_once
 from monitoring.target import target_from_contract, target_from_policy
 from tests.conftest import free_port, wait_http
@@ -119,23 +122,23 @@ PAYLOAD = {
 }
 
 
-def app(received: list[dict], *, policy: bool) -> Starlette:
+def app(received: list[dict], payload: dict | None, penalty: float) -> Starlette:
     async def decide(request: Request):
         decisions = []
         for a in (await request.json())["applications"]:
             assert set(a) == set(CONTRACT.field_names)  # the contract's fields, nothing else
             received.append(a)
-            limit = LIMIT - (PENALTY if a["region"] == "south" else 0.0)
+            limit = LIMIT - (penalty if a["region"] == "south" else 0.0)
             score = 1 - a["debt"] / (2 * LIMIT)
             decisions.append({"approved": a["debt"] < limit, "score": score, "group": a["region"]})
         return JSONResponse({"decisions": decisions})
 
     async def published(_: Request):
-        return JSONResponse(PAYLOAD)
+        return JSONResponse(payload)
 
     routes = [Route("/decide_batch", decide, methods=["POST"])]
     routes.append(Route("/readyz", lambda _: PlainTextResponse("ok")))
-    if policy:
+    if payload is not None:
         routes.append(Route("/policy/", published))
     return Starlette(routes=routes)
 
@@ -144,12 +147,16 @@ def app(received: list[dict], *, policy: bool) -> Starlette:
 def serve():
     servers = []
 
-    def start(*, policy: bool) -> tuple[str, list[dict]]:
+    def start(
+        *, policy: bool, payload: dict = PAYLOAD, penalty: float = PENALTY
+    ) -> tuple[str, list[dict]]:
+        """An endpoint with the known rule; ``policy``: it publishes ``payload`` on
+        GET /policy; ``penalty`` 0 makes it fair."""
         received: list[dict] = []
         port = free_port()
         server = uvicorn.Server(
-            uvicorn.Config(app(received, policy=policy), host="127.0.0.1", port=port,
-                           log_level="error")
+            uvicorn.Config(app(received, payload if policy else None, penalty),
+                           host="127.0.0.1", port=port, log_level="error")
         )  # fmt: skip
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
@@ -164,10 +171,14 @@ def serve():
 
 
 def test_figures_in_the_contracts_own_terms_from_its_policy_endpoint(serve):
-    url, _ = serve(policy=True)
+    url, received = serve(policy=True)
     registry = CollectorRegistry()
     config = config_from_mapping({"target": url, "pairs": 1000, "gap_sample": 60, "seed": 2})
     result = probe_once(config, ProberMetrics(registry), 0, DecisionClient(url))
+    # True counts: every decision asked for reached the endpoint, and no more.
+    assert result.decisions_sent == len(received) > 0
+    counted = registry.get_sample_value("fairgate_probe_decisions_sent_total", {"target": url})
+    assert counted == len(received)
     assert result is not None and result.contract == "rental"
     # The cycle's inputs, regenerated: the same seeded synthetic applicants.
     target = target_from_policy(PAYLOAD, url)
@@ -189,11 +200,17 @@ def test_figures_in_the_contracts_own_terms_from_its_policy_endpoint(serve):
     assert (gap.field, gap.unit, gap.group_a, gap.group_b) == ("debt", "euros", "south", "north")
     assert gap.measured == 60 and gap.non_monotone == 0
     assert gap.median == pytest.approx(PENALTY, rel=0.01)
-    # Near a threshold: some twin within WIDTH of its group's threshold in score, i.e.
-    # debt within 2 LIMIT WIDTH of LIMIT (north, east) or of LIMIT - PENALTY (south).
+    # Near a threshold: the applicant's own score within WIDTH of its region's threshold,
+    # i.e. debt within 2 LIMIT WIDTH of LIMIT - PENALTY (south) or of LIMIT (north, east).
     reach = 2 * LIMIT * WIDTH
-    near = (np.abs(debt - LIMIT) <= reach) | (np.abs(debt - (LIMIT - PENALTY)) <= reach)
+    own_limit = np.where(base["region"] == "south", LIMIT - PENALTY, LIMIT)
+    near = np.abs(debt - own_limit) <= reach
+    assert 0 < near.sum() < 1000
     assert result.population.near_boundary == int(near.sum())
+    assert result.population.size == 1000
+    # The deterministic endpoint passes the control: the same applicants, the same answers.
+    assert (result.control.pairs, result.control.flips) == (200, 0)
+    assert result.gap_skipped is None
     assert result.population.from_boundary == 500
     labels = {"target": url, "attribute": "region", "group_a": "south", "group_b": "north"}
     assert registry.get_sample_value(
@@ -233,3 +250,71 @@ def test_missing_policy_endpoint_names_the_fix(serve, caplog):
         assert probe_once(config, None, 0, DecisionClient(url)) is None
     (line,) = [r.getMessage() for r in caplog.records if r.name == "fairgate.prober"]
     assert "kind=http_4xx" in line and "--contract FILE" in line
+
+
+def test_fair_endpoint_gives_no_flips_and_no_gap_on_the_second_contract(serve):
+    url, received = serve(policy=True, penalty=0.0)
+    config = config_from_mapping({"target": url, "pairs": 600, "gap_sample": 40, "seed": 3})
+    result = probe_once(config, None, 0, DecisionClient(url))
+    assert result is not None
+    assert [p.flip_rate for a in result.attributes for p in a.pairs] == [0.0] * (3 + 3)
+    assert all(len(set(a.approval_rate.values())) == 1 for a in result.attributes)
+    assert result.gap.measured == 40 and result.gap.median == pytest.approx(0, abs=1.0)
+    assert result.control.flip_rate == 0 and result.decisions_sent == len(received)
+
+
+def test_a_contract_without_a_gap_field_measures_none_and_says_so(serve):
+    text = CONTRACT_TEXT[: CONTRACT_TEXT.index("[gap]")]
+    contract = parse_contract(text)
+    assert contract.gap is None
+    payload = dict(PAYLOAD, contract=contract_to_mapping(contract))
+    url, received = serve(policy=True, payload=payload)
+    registry = CollectorRegistry()
+    config = config_from_mapping({"target": url, "pairs": 300, "gap_sample": 50, "seed": 5})
+    result = probe_once(config, ProberMetrics(registry), 0, DecisionClient(url))
+    assert result is not None and result.gap is None
+    assert result.gap_skipped == "no gap: contract 'rental' names no gap field"
+    # Twins and control only: 3 regions + 3 age bands, x 300, and 200 applicants twice.
+    assert result.decisions_sent == len(received) == 6 * 300 + 2 * 200
+    console = Console(record=True, width=80)
+    print_audit(result, console)
+    printed = console.export_text()
+    assert "no gap: contract 'rental' names no gap field" in printed
+    assert "gap (" not in printed  # no gap section
+    assert as_dict(result)["gap"] is None
+    assert "names no gap field" in markdown(result)
+    names = [s.name for m in registry.collect() for s in m.samples]
+    gap_samples = [name for name in names if name.startswith("fairgate_probe_gap")]
+    assert gap_samples == []  # no gap metric, not even a stale or NaN one
+
+
+def test_gap_in_an_integer_field_where_less_helps_is_exact():
+    """A loan term in whole months: approved iff months <= 24, or <= 20 for region south.
+    South needs 4 months less; the search lands on whole months, so the gap is exactly 4."""
+    text = CONTRACT_TEXT.replace(
+        'field = "debt"\ndirection = -1\nunit = "euros"',
+        'field = "months"\ndirection = -1\nunit = "months"',
+    ).replace(
+        "[[fields]]\nname = \"region\"",
+        '[[fields]]\nname = "months"\ntype = "integer"\nexample = 12\n'
+        "constraints = { minimum = 4, maximum = 72 }\n\n[[fields]]\nname = \"region\"",
+    )
+    contract = parse_contract(text)
+    rng = np.random.default_rng(11)
+    source = dict(book(4_000), months=rng.integers(4, 60, 4_000))
+    marginals = record_marginals(contract, source)
+
+    def decide(columns: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        assert columns["months"].dtype.kind == "i"  # never a fraction of a month
+        limit = np.where(columns["region"] == "south", 20, 24)
+        approved = columns["months"] <= limit
+        return approved, approved.astype(float)
+
+    sample = {k: v[:30] for k, v in synthesize(contract, marginals, 30, seed=1).items()}
+    gap = measure_gap(
+        decide, contract, marginals, sample, attribute="region", group_a="south", group_b="north"
+    )
+    assert (gap.field, gap.unit, gap.direction) == ("months", "months", -1)
+    assert gap.measured == 30 and gap.non_monotone == 0 and gap.never_approved == 0
+    assert gap.median == 4 and gap.p90 == 4
+    assert set(gap.gaps.tolist()) == {4.0}
