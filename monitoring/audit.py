@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitoring.control import NOT_REPRODUCIBLE
-from monitoring.figures import amount, rate, ratio
+from monitoring.figures import amount, rate, ratio, share
 from monitoring.gap import Gap
 from monitoring.prober import CycleResult
 
@@ -139,6 +139,7 @@ def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
         console.print(
             f"  median {amount(g.median, g.unit)}, 90th percentile {amount(g.p90, g.unit)}"
         )
+        console.print(f"  median {share(g.median_ratio)} x the book's median {g.field}")
         console.print(f"  non-monotone {g.non_monotone}, never approved {g.never_approved}")
     elif result.gap_skipped:
         console.print(result.gap_skipped)
@@ -186,7 +187,8 @@ def markdown(result: CycleResult, rows: int = 20) -> str:
         g = result.gap
         lines.append(
             f"{gap_title(g).capitalize()}: median {amount(g.median, g.unit)}, "
-            f"p90 {amount(g.p90, g.unit)}."
+            f"p90 {amount(g.p90, g.unit)}; the median is {share(g.median_ratio)} x the "
+            f"book's median {g.field}."
         )
     elif result.gap_skipped:
         lines.append(result.gap_skipped.capitalize() + ".")

@@ -35,6 +35,14 @@ def rate(value: float, digits: int = 1) -> str:
     return f"{_quantize(value, digits, ROUND_CEILING, scale=2)}%"
 
 
+def share(value: float, digits: int = 3) -> str:
+    """A unitless gap whose alert fires when its size exceeds a line (``FairgateGap`` on the
+    gap ratio): rounded away from zero. ``share(0.1001) == "0.101"``, not "0.100"."""
+    if not math.isfinite(value):
+        return "n/a"
+    return str(_quantize(value, digits, ROUND_CEILING if value >= 0 else ROUND_FLOOR))
+
+
 def dollars(value: float) -> str:
     """A gap whose alert fires when its size exceeds a line: rounded away from zero."""
     if not math.isfinite(value):

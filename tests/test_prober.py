@@ -26,7 +26,7 @@ from monitoring.config import ConfigError, config_from_mapping
 from monitoring.counterfactual import AttributeResult, probe_population
 from monitoring.cycle_log import cycle_line
 from monitoring.exporter import ProberMetrics
-from monitoring.figures import amount, dollars, rate, ratio
+from monitoring.figures import amount, dollars, rate, ratio, share
 from monitoring.prober import CycleResult, ProbeSettings, run_cycle
 from monitoring.runner import probe_once
 from monitoring.target import target_from_policy
@@ -338,6 +338,10 @@ def test_one_log_line_per_cycle_with_the_headline_figures(endpoint, caplog):
         (-2.301, "-2.31 months", lambda v: amount(v, "months")),
         (13142.2, "13,143", lambda v: amount(v, "")),
         (5000.4, "$5,001", lambda v: amount(v, "dollars")),
+        (0.1001, "0.101", share),  # not 0.100: the gap-ratio line is 0.1
+        (0.1, "0.100", share),
+        (-0.1001, "-0.101", share),
+        (0.31, "0.310", share),
     ],
 )
 def test_printed_figures_never_round_across_an_alert_line(value, printed, function):

@@ -9,6 +9,7 @@ applicants (its inputs), by hand: the flip rate is the share with debt in
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -212,6 +213,15 @@ def test_figures_in_the_contracts_own_terms_from_its_policy_endpoint(serve):
     assert (result.control.pairs, result.control.flips) == (200, 0)
     assert result.gap_skipped is None
     assert result.population.from_boundary == 500
+    # The summary gives the gap in euros of debt and as a share of the book's median debt.
+    console = Console(record=True, width=80)
+    print_audit(result, console)
+    printed = console.export_text()
+    assert "debt gap (less needed by south than by north):" in printed
+    typical = PAYLOAD["synthesis"]["population"]["quantiles"]["debt"][100]
+    assert 0.2 < PENALTY / typical < 0.3  # the book's median debt is near 9,000 euros
+    (printed_share,) = re.findall(r"median (\d\.\d{3}) x the book's median debt", printed)
+    assert float(printed_share) == pytest.approx(PENALTY / typical, rel=0.01)
     labels = {"target": url, "attribute": "region", "group_a": "south", "group_b": "north"}
     assert registry.get_sample_value(
         "fairgate_probe_gap", labels | {"quantile": "0.5", "field": "debt", "unit": "euros"}
