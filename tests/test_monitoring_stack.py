@@ -27,11 +27,12 @@ from tests.conftest import REPO, LiveService, ProberProcess, PrometheusServer
 
 pytestmark = pytest.mark.integration
 
-DASHBOARD = json.loads((REPO / "monitoring/grafana/dashboards/fairgate.json").read_text())
-# Grafana template variables, as the dashboard's "All" option expands them.
-VARIABLES = {
-    "$target": ".*", "$attribute": ".*", "$group": ".*", "$probe_attribute": ".*",
-}  # fmt: skip
+DASHBOARD_TEXT = (REPO / "monitoring/grafana/dashboards/fairgate.json").read_text()
+DASHBOARD = json.loads(DASHBOARD_TEXT)
+TEMPLATE_VARIABLES = {v["name"]: v for v in DASHBOARD["templating"]["list"]}
+LABEL_VALUES = re.compile(r"label_values\((?P<selector>.+),\s*(?P<label>\w+)\)")
+# What Grafana's Prometheus data source escapes when it puts a value into a regex matcher.
+REGEX_SPECIALS = re.compile(r"([\\^$*+?.()|{}\[\]])")
 LIVE_ROUNDS, SINGLES, BATCH = 6, 5, 40
 # A group the policy never saw at training, so the fallback-rule series is real live data.
 UNSEEN_GENDER = "nonbinary"
@@ -59,9 +60,43 @@ def rate_interval(prometheus: PrometheusServer) -> str:
     return f"{4 * _seconds(config['global']['scrape_interval']):g}s"
 
 
-def as_grafana_sends(expr: str, prometheus: PrometheusServer) -> str:
-    for name, value in VARIABLES.items():
-        expr = expr.replace(name, value)
+def regex_escaped(value: str) -> str:
+    """A value as Grafana puts it into ``label=~"..."``: regex-escaped, then a PromQL string."""
+    return REGEX_SPECIALS.sub(r"\\\\\1", value)
+
+
+def variable_values(prometheus: PrometheusServer, name: str) -> list[str]:
+    """The values Grafana offers for a template variable: its ``label_values`` query, sent
+    the way Grafana sends it (the label-values API), with the other variables at "All"."""
+    match = LABEL_VALUES.fullmatch(TEMPLATE_VARIABLES[name]["query"]["query"])
+    assert match, f"variable {name}: not a label_values query"
+    selector = re.sub(r"\$\w+", ".*", match["selector"])
+    response = httpx.get(
+        f"{prometheus.url}/api/v1/label/{match['label']}/values",
+        params={"match[]": selector},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+def as_grafana_sends(
+    expr: str, prometheus: PrometheusServer, chosen: dict[str, str] | None = None
+) -> str:
+    """``expr`` with the template variables as Grafana fills them in: a repeated panel's
+    variable at one value, multi-value variables at "All", single-value ones at the first
+    value offered (Grafana's default)."""
+    chosen = chosen or {}
+    # Longest names first: "$attribute" must not eat the start of "$attribute_x".
+    for name in sorted(TEMPLATE_VARIABLES, key=len, reverse=True):
+        if name in chosen:
+            value = regex_escaped(chosen[name])
+        elif TEMPLATE_VARIABLES[name].get("includeAll"):
+            value = TEMPLATE_VARIABLES[name]["allValue"]
+        else:
+            offered = variable_values(prometheus, name)
+            value = regex_escaped(offered[0]) if offered else ""
+        expr = expr.replace(f"${name}", value)
     return expr.replace("$__rate_interval", rate_interval(prometheus))
 
 
@@ -111,15 +146,61 @@ def stack(request, tmp_path_factory):
         service.stop()
 
 
+def repeated_by(title: str) -> str | None:
+    panel = next(p for p in DASHBOARD["panels"] if title.startswith(f"{p['title']} ["))
+    return panel.get("repeat")
+
+
 @pytest.mark.parametrize(("title", "expr"), panel_queries())
 def test_every_dashboard_panel_query_returns_data(stack, title, expr):
+    """Every panel, and every copy of a repeated panel (one per attribute), shows data."""
     assert not VACUOUS_FALLBACK.search(expr), f"panel {title!r}: 'or vector(0)' hides no data"
     if "fairgate_unseen_group_decisions_total" in expr and stack["contract"] == "german":
         pytest.skip("every German age band was seen at training: no fallback-rule traffic")
     prometheus = stack["prometheus"]
-    sent = as_grafana_sends(expr, prometheus)
-    result = prometheus.wait_for(sent, timeout=60)
-    assert result, f"panel {title!r}: {sent} returned nothing"
+    variable = repeated_by(title)
+    copies = [{}]
+    if variable:
+        copies = [{variable: value} for value in variable_values(prometheus, variable)]
+        assert copies, f"panel {title!r}: no {variable} to repeat over"
+    for chosen in copies:
+        sent = as_grafana_sends(expr, prometheus, chosen)
+        result = prometheus.wait_for(sent, timeout=60)
+        assert result, f"panel {title!r} {chosen}: {sent} returned nothing"
+
+
+# Per contract: what each template variable must offer (a subset: the prober may probe more).
+EXPECTED_VARIABLES = {
+    "synthetic": {
+        "attribute": {"gender"},
+        "group": {"female", "male", "nonbinary"},
+        "probe_attribute": {"gender", "age_band"},
+        "gap_field": {"annual_income"},
+    },
+    # The names fairgate init drafts from the German book (bands of age_in_years).
+    "german": {
+        "attribute": {"age_in_years_band"},
+        "group": {"19-24", "25-34", "35-49", "50-64", "65+"},
+        "probe_attribute": {"personal_status_and_sex", "age_in_years_band"},
+        "gap_field": {"credit_amount"},
+    },
+}
+
+
+def test_every_template_variable_offers_the_contracts_names(stack):
+    prometheus = stack["prometheus"]
+    assert variable_values(prometheus, "target") == [stack["service"].url]
+    for name, expected in EXPECTED_VARIABLES[stack["contract"]].items():
+        offered = set(variable_values(prometheus, name))
+        assert expected <= offered, f"variable {name}: {sorted(offered)}"
+
+
+def test_the_dashboard_names_no_attribute_group_or_field_of_a_book():
+    """Titles, legends and queries take names from the labels, never from one book."""
+    for name in ("gender", "female", "nonbinary", "income", "dollars", "age_band", "credit"):
+        assert name not in DASHBOARD_TEXT.lower(), name
+    titled = [p["title"] for p in DASHBOARD["panels"] if "$" in p["title"]]
+    assert len(titled) >= 5, titled
 
 
 def test_rate_windows_follow_the_scrape_interval():
