@@ -37,6 +37,11 @@ LOG1P_NEGATIVE: Final[str] = "{where}: log1p needs {name!r} to have minimum >= 0
 RATIO_ZERO: Final[str] = "{where}: denominator {name!r} can be 0 or less; set floor > 0"
 DUPLICATE_COLUMN: Final[str] = "features: model column {name!r} is produced more than once"
 GAP_PROTECTED: Final[str] = "gap.field: {name!r} is protected; twins must share it"
+OPTIONAL_INPUT: Final[str] = (
+    "{where}: reads {name!r}, which is optional (constraints.required = false); the feature "
+    "builder does not impute, so a missing value cannot be scored: make it required or "
+    "drop the feature"
+)
 
 
 def _tables(raw: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
@@ -200,11 +205,20 @@ def _feature_problems(
             )
         if feature.get("sensitive", False) is True and not reads_protected:
             problems.append(SENSITIVE_WITHOUT_PROTECTED.format(where=where))
+        for name in inputs:
+            if _optional(fields, name):
+                problems.append(OPTIONAL_INPUT.format(where=where, name=name))
         problems += _transform_problems(where, feature, fields)
         columns += _columns(feature, fields)
     for name in dict.fromkeys(c for c in columns if columns.count(c) > 1):
         problems.append(DUPLICATE_COLUMN.format(name=name))
     return problems
+
+
+def _optional(fields: Mapping[Any, Any], name: Any) -> bool:
+    spec = fields.get(name)
+    constraints = spec.get("constraints") if isinstance(spec, Mapping) else None
+    return isinstance(constraints, Mapping) and constraints.get("required") is False
 
 
 def _minimum(fields: Mapping[Any, Any], name: Any) -> Any:

@@ -33,7 +33,9 @@ def draw_fields(contract: Contract) -> tuple[str, ...]:
 def encode_rows(columns: Mapping[str, np.ndarray], fields: tuple[str, ...]) -> list[bytes]:
     """One canonical byte string per applicant: the numeric draw fields (``fields``
     order) as IEEE-754 big-endian float64 (so 34 and 34.0 are the same applicant, and -0.0
-    is 0.0), then each text field as a 2-byte big-endian length and its UTF-8 bytes.
+    is 0.0; a missing optional number is NaN), then each text field as a 2-byte big-endian
+    length and its UTF-8 bytes (a missing optional text: length 0xFFFF and no bytes, which
+    no text can have, so it differs from "").
 
     Built column-wise with numpy: a per-row ``json.dumps`` cost ~5 us an applicant.
     """
@@ -44,13 +46,23 @@ def encode_rows(columns: Mapping[str, np.ndarray], fields: tuple[str, ...]) -> l
         if values.dtype.kind in "iuf":
             numeric.append(values.astype(np.float64) + 0.0)  # + 0.0 turns -0.0 into 0.0
         else:
-            texts.append([len(e).to_bytes(2, "big") + e for e in map(str.encode, values.tolist())])
+            texts.append([_text(value) for value in values.tolist()])
     width = 8 * len(numeric)
     block = np.column_stack(numeric).astype(">f8").tobytes() if numeric else bytes(0)
     rows = [block[i * width : (i + 1) * width] for i in range(n)]
     for column in texts:
         rows = [row + text for row, text in zip(rows, column, strict=True)]
     return rows
+
+
+_MISSING: Final[bytes] = b"\xff\xff"
+
+
+def _text(value: str | None) -> bytes:
+    if value is None:
+        return _MISSING
+    encoded = value.encode()
+    return len(encoded).to_bytes(2, "big") + encoded
 
 
 class DrawKey:

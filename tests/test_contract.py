@@ -186,3 +186,15 @@ def test_any_edit_is_a_contract_or_a_contract_error(edits):
         contract_from_mapping(document)
     except ContractError as error:
         assert error.problems
+
+
+def test_a_feature_cannot_read_an_optional_field():
+    """The builder does not impute: a missing value could not be scored (it would be NaN)."""
+    document = raw()
+    document["fields"][6]["constraints"]["required"] = False  # weekly_hours, a feature
+    problems = problems_of(document)
+    assert problems == [
+        "features.4: reads 'weekly_hours', which is optional (constraints.required = false); "
+        "the feature builder does not impute, so a missing value cannot be scored: make it "
+        "required or drop the feature"
+    ]

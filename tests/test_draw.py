@@ -96,3 +96,15 @@ def test_mac_equals_the_standard_library_hmac(secret):
 def test_short_keys_are_refused():
     with pytest.raises(ValueError, match="at least 16 bytes"):
         DrawKey(b"short")
+
+
+def test_a_missing_optional_value_is_its_own_value_and_no_crash():
+    from fairgate.draw import encode_rows
+
+    columns = {"a": np.array([1.0, np.nan]), "t": np.array(["", None], dtype=object)}
+    empty, missing = encode_rows(columns, ("a", "t"))
+    assert empty != missing
+    assert missing.endswith(b"\xff\xff")  # no UTF-8 text has length 65535 and no bytes
+    assert encode_rows({"t": np.array([None], dtype=object)}, ("t",)) != encode_rows(
+        {"t": np.array([""], dtype=object)}, ("t",)
+    )

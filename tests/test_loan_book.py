@@ -90,3 +90,59 @@ def test_every_invalid_column_is_named_at_once(tmp_path):
     assert "column 'age': 1 rows fail in_range(18, 100), e.g. 12" in message
     assert "column 'gender': 1 rows fail isin" in message and "'robot'" in message
     assert "column 'loan_amount': 1 rows fail type number, e.g. 'lots'" in message
+
+
+CODES = """
+name = "codes"
+[[fields]]
+name = "loan_ref"
+type = "id"
+[[fields]]
+name = "region"
+type = "category"
+constraints = { enum = ["1", "2", "3"] }
+[[fields]]
+name = "amount"
+type = "number"
+constraints = { minimum = 0 }
+[[fields]]
+name = "months"
+type = "integer"
+constraints = { minimum = 0, required = false }
+[label]
+column = "ok"
+approved = ["1"]
+denied = ["0"]
+[[protected]]
+name = "region"
+field = "region"
+[groups]
+policy = ["region"]
+audit = ["region"]
+prober = ["region"]
+[[features]]
+name = "amount"
+transform = "as_is"
+field = "amount"
+"""
+
+
+def test_numeric_codes_ids_and_blanks_in_a_csv(tmp_path):
+    """Region codes 1/2/3 and numeric ids are text to the contract; a blank in an optional
+    integer stays missing (NaN), never a made-up number; the label's "1" matches a CSV's 1."""
+    from fairgate.contract import parse_contract
+    from fairgate.contract_synth import record_marginals
+
+    contract = parse_contract(CODES)
+    path = tmp_path / "book.csv"
+    path.write_text(
+        "loan_ref,region,amount,months,ok\n101,1,10.5,12,1\n102,3,7.0,,0\n103,2,3.0,24,1\n"
+    )
+    book = load_loan_book(path, contract)
+    assert book.columns["loan_ref"].tolist() == ["101", "102", "103"]
+    assert book.columns["region"].tolist() == ["1", "3", "2"]
+    months = book.columns["months"]
+    assert months[0] == 12 and np.isnan(months[1]) and months[2] == 24
+    assert book.label.tolist() == [1, 0, 1]
+    marginals = record_marginals(contract, book.columns)
+    assert min(marginals.quantiles["months"]) == 12 and max(marginals.quantiles["months"]) == 24

@@ -371,8 +371,8 @@ def test_two_servers_on_one_home_keep_their_own_counters(trained):
 
 CYCLE_LINE = re.compile(
     r"INFO fairgate\.prober probe cycle (\d+) ok target=(\S+) decisions_sent=(\d+) "
-    r"duration=[\d.]+s worst_four_fifths=[\d.]+ \(\w+\) max_flip_rate=[\d.]+% \([^)]*\) "
-    r"control_flip_rate=([\d.]+)%(?: median_gap=\S+ \(\w+\))?(?: near_boundary=\d+/\d+)?$"
+    r"duration=[\d.]+s worst_four_fifths=[\d.]+ \([^)]+\) max_flip_rate=[\d.]+% \([^)]*\) "
+    r"control_flip_rate=([\d.]+)%(?: median_gap=\S+ \([^)]+\))?(?: near_boundary=\d+/\d+)?$"
 )
 
 

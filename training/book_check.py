@@ -14,6 +14,8 @@ may lack the id column, every other field and the label must be there.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -40,13 +42,19 @@ class BookCheckError(ValueError):
         )
 
 
-def read_book(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet loan book as it is (no type coercion beyond the file's own)."""
+def read_book(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet loan book as it is (no type coercion beyond the file's own).
+
+    ``text``: CSV columns to read as text (a contract's ids and categories: "1", "2", "3"
+    codes stay text); a blank stays empty, not "nan".
+    """
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
         return pd.read_parquet(path)
     if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
+        header = pd.read_csv(path, nrows=0).columns
+        dtype = {name: object for name in text if name in header}
+        return pd.read_csv(path, dtype=dtype, keep_default_na=True)
     raise BookCheckError([f"{path}: expected a .csv or .parquet file"])
 
 
@@ -89,6 +97,24 @@ def _plain(value: float | None) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def _text_check(name: str, test: Callable[[str], bool]) -> pa.Check:
+    # Non-text values pass here: the type check names them, once (pandera's own string
+    # checks fail on them with an accessor error instead).
+    return pa.Check(lambda s: s.map(lambda v: not isinstance(v, str) or test(v)), name=name)
+
+
+def _id_checks(pattern: str | None, low: int, high: int | None) -> list[pa.Check]:
+    checks = []
+    if pattern:
+        matcher = re.compile(pattern)
+        checks.append(
+            _text_check(f"str_matches({pattern!r})", lambda v: matcher.match(v) is not None)
+        )
+    top = high if high is not None else float("inf")
+    checks.append(_text_check(f"str_length({low}, {high})", lambda v: low <= len(v) <= top))
+    return checks
+
+
 def _column(spec: FieldSpec, *, required: bool) -> pa.Column:
     c = spec.constraints
     checks: list[pa.Check] = []
@@ -103,9 +129,7 @@ def _column(spec: FieldSpec, *, required: bool) -> pa.Column:
     if spec.type == "category":
         checks.append(pa.Check.isin(list(c.enum or ())))
     if spec.type == "id":
-        if c.pattern:
-            checks.append(pa.Check.str_matches(c.pattern))
-        checks.append(pa.Check.str_length(c.min_length or 1, c.max_length))
+        checks += _id_checks(c.pattern, c.min_length or 1, c.max_length)
     return pa.Column(
         None,
         checks=checks,
@@ -121,9 +145,10 @@ def book_schema(contract: Contract) -> pa.DataFrameSchema:
     columns = {spec.name: _column(spec, required=spec.type != "id") for spec in contract.fields}
     label = contract.label
     allowed = [*label.approved, *label.denied]
-    columns[label.column] = pa.Column(
-        None, checks=[pa.Check.isin(allowed)], nullable=False, name=label.column
-    )
+    # Compared as text, as training maps them: a CSV's 1 is the contract's "1" and 1.
+    texts = sorted({str(v) for v in allowed})
+    label_check = pa.Check(lambda s: s.astype(str).isin(texts), name=f"isin({list(allowed)})")
+    columns[label.column] = pa.Column(None, checks=[label_check], nullable=False, name=label.column)
     return pa.DataFrameSchema(columns, strict=True, name=contract.name)
 
 

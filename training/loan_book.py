@@ -116,7 +116,10 @@ def _typed(contract: Contract, frame: pd.DataFrame) -> dict[str, np.ndarray]:
             continue
         series = frame[spec.name]
         if spec.type == "integer":
-            columns[spec.name] = series.to_numpy(dtype=np.float64).astype(np.int64)
+            numbers = series.to_numpy(dtype=np.float64)
+            # A blank in an optional integer field stays NaN (float): casting it to int64
+            # would invent -9.2e18.
+            columns[spec.name] = numbers if np.isnan(numbers).any() else numbers.astype(np.int64)
         elif spec.type == "number":
             columns[spec.name] = series.to_numpy(dtype=np.float64)
         else:
@@ -163,7 +166,11 @@ def load_loan_book(
     ``column_map`` renames file columns to contract fields first. Raises ``BookCheckError``
     listing every missing, unknown or invalid column and value at once.
     """
-    frame = read_book(Path(path)).rename(columns=dict(column_map or {}))
+    # The contract's text fields (ids, categories) are read as text, so codes such as 1, 2, 3
+    # or numeric ids are what the contract says they are, not integers.
+    renamed = {target: source for source, target in (column_map or {}).items()}
+    text = [renamed.get(f.name, f.name) for f in contract.fields if not f.numeric]
+    frame = read_book(Path(path), text=text).rename(columns=dict(column_map or {}))
     if Path(path).suffix.lower() == ".csv":
         frame = _csv_numbers(frame, contract)
     return book_from_frame(frame, contract, source=str(path))
