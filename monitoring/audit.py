@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from rich import box
@@ -35,18 +36,27 @@ def gap_title(gap: Gap) -> str:
     return f"{gap.field} gap ({more} needed by {gap.group_a} than by {gap.group_b})"
 
 
+def gap_share(gap: Gap) -> str:
+    """The gap as a share of the book's median value of the field (what FairgateGap reads)."""
+    if not math.isfinite(gap.median_ratio):
+        return f"no recorded book: the median is not scaled by a book median {gap.field}"
+    return f"median {share(gap.median_ratio)} x the book's median {gap.field}"
+
+
 def population_line(result: CycleResult) -> str:
     p = result.population
     if p is None:
         return "population: not recorded"
     near = (
-        "unknown (no policy or boundary width to compare with)"
+        "unknown (no policy or boundary width known)"
         if p.near_boundary is None
         else f"{p.near_boundary} of {p.size}"
     )
+    # Three short lines: nothing wraps on an 80-column terminal.
     return (
         f"population: {p.size} synthetic applicants, {p.from_boundary} drawn like\n"
-        f"  the book's near-threshold ones; near a threshold when decided: {near}"
+        f"  the book's near-threshold ones;\n"
+        f"  near a threshold when decided: {near}"
     )
 
 
@@ -139,7 +149,7 @@ def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
         console.print(
             f"  median {amount(g.median, g.unit)}, 90th percentile {amount(g.p90, g.unit)}"
         )
-        console.print(f"  median {share(g.median_ratio)} x the book's median {g.field}")
+        console.print(f"  {gap_share(g)}")
         console.print(f"  non-monotone {g.non_monotone}, never approved {g.never_approved}")
     elif result.gap_skipped:
         console.print(result.gap_skipped)
@@ -187,8 +197,7 @@ def markdown(result: CycleResult, rows: int = 20) -> str:
         g = result.gap
         lines.append(
             f"{gap_title(g).capitalize()}: median {amount(g.median, g.unit)}, "
-            f"p90 {amount(g.p90, g.unit)}; the median is {share(g.median_ratio)} x the "
-            f"book's median {g.field}."
+            f"p90 {amount(g.p90, g.unit)}; {gap_share(g)}."
         )
     elif result.gap_skipped:
         lines.append(result.gap_skipped.capitalize() + ".")

@@ -6,6 +6,7 @@ an old value never looks fresh; the last-success timestamp lets alerts catch sta
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -158,7 +159,8 @@ class ProberMetrics:
             pair = (target, gap.attribute, gap.group_a, gap.group_b)
             for quantile, value in (("0.5", gap.median), ("0.9", gap.p90)):
                 self.gap.labels(*pair, quantile, gap.field, gap.unit).set(value)
-            self.gap_ratio.labels(*pair, "0.5", gap.field).set(gap.median_ratio)
+            if math.isfinite(gap.median_ratio):  # no recorded book: no ratio, not a guess
+                self.gap_ratio.labels(*pair, "0.5", gap.field).set(gap.median_ratio)
         population = result.population
         if population is not None and population.near_boundary is not None and population.size:
             self.near_boundary.labels(target).set(population.near_boundary / population.size)

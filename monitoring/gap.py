@@ -38,7 +38,9 @@ class Gap:
     never_approved: int
     median: float  # median of (needed by a - needed by b) x direction, in the field's unit
     p90: float
-    median_ratio: float  # median over the field's median in the book (unitless)
+    # The median over the field's median in the recorded book (unitless); nan when no book
+    # was recorded (a contract-only audit), rather than a ratio to a made-up median.
+    median_ratio: float
     gaps: np.ndarray
 
 
@@ -122,9 +124,12 @@ def measure_gap(
     attribute: str,
     group_a: str,
     group_b: str,
+    recorded: bool = True,
 ) -> Gap:
     """The gap between the ``group_a`` and ``group_b`` twins of ``base`` in the contract's
-    gap field: positive when group a needs a more favourable value than group b."""
+    gap field: positive when group a needs a more favourable value than group b.
+
+    ``recorded``: ``marginals`` summarise a real book, so its median can scale the gap."""
     gap = contract.gap
     if gap is None:
         raise ValueError(f"contract {contract.name!r} has no gap field")
@@ -159,6 +164,6 @@ def measure_gap(
         never_approved=int((monotone & ~(np.isfinite(needed_a) & np.isfinite(needed_b))).sum()),
         median=median,
         p90=float(np.percentile(gaps, 90)) if gaps.size else float("nan"),
-        median_ratio=median / abs(typical) if typical else float("nan"),
+        median_ratio=median / abs(typical) if typical and recorded else float("nan"),
         gaps=gaps,
     )

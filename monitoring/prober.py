@@ -112,7 +112,7 @@ def run_cycle(
         sample = {k: v[::step][: settings.gap_sample] for k, v in base.items()}
         result.gap = measure_gap(
             client.decide, contract, target.synthesis.population, sample,
-            attribute=attribute, group_a=group_a, group_b=group_b,
+            attribute=attribute, group_a=group_a, group_b=group_b, recorded=target.recorded,
         )  # fmt: skip
     result.decisions_sent = client.decisions_sent - sent_before
     result.duration_seconds = time.perf_counter() - started

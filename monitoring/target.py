@@ -32,6 +32,9 @@ class ProbeTarget:
     synthesis: Synthesis
     policy: ThresholdPolicy | None = None
     source: str = ""
+    # False when the summaries come from the contract alone: there is no book, so no
+    # book median to scale the gap by.
+    recorded: bool = True
 
     def attributes(self, wanted: tuple[str, ...]) -> tuple[str, ...]:
         """``wanted`` (or, when empty, the contract's ``groups.prober``), each checked."""
@@ -85,4 +88,5 @@ def fetch_target(client: httpx.Client, url: str) -> ProbeTarget:
 def target_from_contract(path: Path, source: str) -> ProbeTarget:
     """A foreign endpoint described only by a contract file."""
     contract = load_contract(path)
-    return ProbeTarget(contract, Synthesis(marginals_from_contract(contract)), None, source)
+    synthesis = Synthesis(marginals_from_contract(contract))
+    return ProbeTarget(contract, synthesis, None, source, recorded=False)

@@ -239,10 +239,25 @@ def test_a_foreign_endpoint_is_audited_from_a_contract_file(serve, tmp_path):
     config = config_from_mapping({"target": url, "pairs": 200, "gap_sample": 0})
     assert probe_once(config, None, 0, DecisionClient(url)) is None
     config = config_from_mapping(
-        {"target": url, "pairs": 400, "gap_sample": 0, "contract": str(path), "seed": 1}
+        {"target": url, "pairs": 400, "gap_sample": 30, "contract": str(path), "seed": 1}
     )
-    result = probe_once(config, None, 0, DecisionClient(url))
+    registry = CollectorRegistry()
+    result = probe_once(config, ProberMetrics(registry), 0, DecisionClient(url))
     assert result is not None
+    # The gap in euros needs no book; its ratio to the book's median does, and there is no
+    # book: no ratio rather than one against the contract's bounds.
+    assert result.gap.measured == 30 and result.gap.median == pytest.approx(PENALTY, rel=0.01)
+    assert np.isnan(result.gap.median_ratio)
+    names = {s.name for m in registry.collect() for s in m.samples}
+    assert "fairgate_probe_gap" in names and "fairgate_probe_gap_ratio" not in names
+    console = Console(record=True, width=80)
+    print_audit(result, console)
+    printed = console.export_text()
+    assert "no recorded book: the median is not scaled" in printed
+    # On one line of an 80-column terminal, not wrapped by it.
+    assert "  near a threshold when decided: unknown (no policy or boundary width known)\n" in (
+        printed
+    )
     base = probe_population(target_from_contract(path, url), 400, seed=1_000_003)
     in_band = (base["debt"] >= LIMIT - PENALTY) & (base["debt"] < LIMIT)
     region = next(a for a in result.attributes if a.attribute == "region")
