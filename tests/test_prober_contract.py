@@ -27,7 +27,7 @@ from fairgate.contract_synth import Synthesis, record_marginals, synthesize
 from fairgate.policy import GroupRule, ThresholdPolicy
 from monitoring.audit import as_dict, markdown, print_audit
 from monitoring.client import DecisionClient
-from monitoring.config import config_from_mapping
+from monitoring.config import ConfigError, config_from_mapping
 from monitoring.counterfactual import probe_population
 from monitoring.exporter import ProberMetrics
 from monitoring.gap import measure_gap
@@ -343,3 +343,14 @@ def test_gap_in_an_integer_field_where_less_helps_is_exact():
     assert gap.measured == 30 and gap.non_monotone == 0 and gap.never_approved == 0
     assert gap.median == 4 and gap.p90 == 4
     assert set(gap.gaps.tolist()) == {4.0}
+
+
+def test_a_bad_contract_file_is_reported_with_the_other_bad_entries(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text(CONTRACT_TEXT.replace('type = "number"', 'type = "money"'))
+    for path, says in ((tmp_path / "absent.toml", "no such file"), (broken, "money")):
+        with pytest.raises(ConfigError) as error:
+            config_from_mapping({"contract": str(path), "boundary_share": "-0.1", "pairs": "x"})
+        message = str(error.value)
+        assert "contract: " in message and says in message
+        assert "boundary_share: must be between 0 and 1" in message and "pairs: " in message
