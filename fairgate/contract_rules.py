@@ -42,6 +42,9 @@ OPTIONAL_INPUT: Final[str] = (
     "builder does not impute, so a missing value cannot be scored: make it required or "
     "drop the feature"
 )
+REASON_PROTECTED: Final[str] = (
+    "{where}: reads protected field {name!r}, which is never a reason for a denial; drop 'reason'"
+)
 
 
 def _tables(raw: Mapping[str, Any], key: str) -> list[tuple[int, Mapping[str, Any]]]:
@@ -208,6 +211,10 @@ def _feature_problems(
         for name in inputs:
             if _optional(fields, name):
                 problems.append(OPTIONAL_INPUT.format(where=where, name=name))
+        if reads_protected and feature.get("reason"):
+            # Reasons never name a protected attribute; a text for one would mislead.
+            name = next(n for n in inputs if n in protected)
+            problems.append(REASON_PROTECTED.format(where=where, name=name))
         problems += _transform_problems(where, feature, fields)
         columns += _columns(feature, fields)
     for name in dict.fromkeys(c for c in columns if columns.count(c) > 1):

@@ -3,19 +3,25 @@ denies, protected attributes never named, and another contract's own field names
 
 from __future__ import annotations
 
+import csv
+from dataclasses import replace
+
+import httpx
 import numpy as np
 import pytest
 
-from fairgate.artifacts import load_serving_bundle
-from fairgate.contract import parse_contract
+from fairgate.artifacts import ServingBundle, load_serving_bundle
+from fairgate.contract import ContractError, parse_contract
 from fairgate.contract_features import ContractFeatures
+from fairgate.contract_request import request_model
 from fairgate.decider import Decider
 from fairgate.generator import generate_applicants, to_applicants
 from fairgate.reasons import Explainer, reference_applicant
 from fairgate.schema import Applicant
 from fairgate.scorer import LogisticScorer
+from tests.conftest import GERMAN
 
-SMALL = parse_contract("""
+SMALL_TEXT = """
 name = "small"
 [[fields]]
 name = "id"
@@ -65,7 +71,8 @@ field = "sex"
 values = ["f"]
 prefix = "is_"
 sensitive = true
-""")
+"""
+SMALL = parse_contract(SMALL_TEXT)
 
 
 def test_hand_computed_logistic_contributions_and_order():
@@ -123,10 +130,11 @@ def _pushed_until_denied(decider, field, values):
 @pytest.mark.parametrize(
     ("field", "values", "code", "text"),
     [
+        # The texts are the synthetic contract's own `reason` entries.
         ("monthly_debt_payments", [450.0 * 1.25**k for k in range(1, 40)],
-         "R-DEBT_TO_INCOME", "debt_to_income too high"),
+         "R-DEBT_TO_INCOME", "debt-to-income ratio too high"),
         ("delinquencies_2y", list(range(1, 60)), "R-DELINQUENCIES_2Y",
-         "delinquencies_2y too high"),
+         "too many delinquencies in the last 2 years"),
     ],
 )  # fmt: skip
 def test_the_field_pushed_until_denied_is_the_first_reason(decider, field, values, code, text):
@@ -180,6 +188,81 @@ def test_gradient_boosting_reasons_by_occlusion(tmp_path):
     # log-odds each), and the reason reads so.
     assert contribution[-1, column] < 0
     (reasons,) = explainer.explain(matrix[-1:], {k: v[:1] for k, v in base.items()})
-    assert ("R-DELINQUENCIES_2Y", "delinquencies_2y too high") in [
+    assert ("R-DELINQUENCIES_2Y", "too many delinquencies in the last 2 years") in [
         (r.code, r.text) for r in reasons
     ]
+
+
+def test_a_reason_text_on_a_protected_feature_is_refused():
+    # A protected attribute is never a reason, so a text for one would only mislead.
+    text = SMALL_TEXT.replace("sensitive = true\n", 'sensitive = true\nreason = "sex"\n')
+    with pytest.raises(ContractError, match=r"features.3: reads protected field 'sex'"):
+        parse_contract(text)
+
+
+def test_denials_over_http_carry_the_reasons_and_approvals_none(trained, live_service):
+    """The real server (`bentoml serve`, two workers): /decide and /decide_batch."""
+    base = Applicant.model_json_schema()["example"]
+    # Heavy existing debt and recent delinquencies: the two features that must lead.
+    indebted = base | {"application_id": "R-1", "monthly_debt_payments": 3500.0,
+                       "delinquencies_2y": 4}  # fmt: skip
+    single = httpx.post(f"{live_service.url}/decide", json=indebted, timeout=30)
+    assert single.status_code == 200, single.text
+    denial = single.json()
+    assert denial["decision"] == "deny"
+    assert 1 <= len(denial["reasons"]) <= 4
+    assert {r["code"] for r in denial["reasons"][:2]} == {"R-DEBT_TO_INCOME", "R-DELINQUENCIES_2Y"}
+    assert all(set(r) == {"code", "text"} for r in denial["reasons"])
+    batch = httpx.post(
+        f"{live_service.url}/decide_batch", json={"applications": [base, indebted]}, timeout=30
+    ).json()["decisions"]
+    assert batch[0]["decision"] == "approve" and batch[0]["reasons"] == []
+    assert batch[1]["reasons"] == denial["reasons"]
+
+
+def _german_applicants(contract) -> list:
+    """Every row of the German book as a request of its contract (ids generated)."""
+    model, kinds = request_model(contract), {f.name: f.type for f in contract.fields}
+    with GERMAN.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [
+        model.model_validate(
+            {"application_id": f"G-{i}"}
+            | {k: int(v) if kinds[k] == "integer" else v for k, v in row.items() if k in kinds}
+        )
+        for i, row in enumerate(rows)
+    ]
+
+
+@pytest.mark.parametrize("naive", [False, True])
+def test_the_german_book_gets_reasons_in_its_own_fields(german_trained, naive):
+    from training.pipeline import run_training
+
+    result = german_trained
+    if naive:  # protected fields as features: still never a reason
+        config = replace(german_trained.config, include_sensitive=True, save=False,
+                         reports_dir=None, bootstrap=0)  # fmt: skip
+        result = run_training(config)
+    contract = result.contract
+    decider = Decider(
+        ServingBundle(tag="german", scorer=result.scorer, policy=result.policy,
+                      features=result.feature_builder, contract_text=result.contract_text,
+                      reference=result.reference)
+    )  # fmt: skip
+    applicants = _german_applicants(contract)
+    decided = decider.decide(applicants)
+    denied = [(a, r) for a, ok, r in zip(applicants, decided.approved, decided.reasons,
+                                         strict=True) if not ok]  # fmt: skip
+    assert len(denied) > 100
+    protected = {"age_in_years", "personal_status_and_sex"}
+    allowed = {f"R-{f.name.upper()}": f for f in contract.features if f.field not in protected}
+    for applicant, reasons in denied:
+        assert 1 <= len(reasons) <= 4
+        for reason in reasons:
+            feature = allowed[reason.code]  # a KeyError: a code outside the contract's features
+            if feature.transform == "one_hot":
+                # A category reason names the applicant's own value of that field.
+                assert reason.text == f"{feature.field}: {getattr(applicant, feature.field)}"
+            else:
+                assert reason.text in (f"{feature.field} too low", f"{feature.field} too high")
+    assert not any(p in r.text for _, rs in denied for r in rs for p in protected)
