@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 class Reason(BaseModel):
     code: str = Field(description="Stable code: R- and the feature's name in capitals.")
-    text: str = Field(description="In the contract's terms, e.g. 'debt_to_income too high'.")
+    text: str = Field(description="In the contract's terms, e.g. 'debt-to-income ratio too high'.")
 
 
 class Decision(BaseModel):
