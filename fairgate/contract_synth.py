@@ -22,11 +22,13 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Final
 
 import numpy as np
 from mimesis.random import Random as MimesisRandom
 from scipy.special import ndtr
+from threadpoolctl import ThreadpoolController
 
 from fairgate.contract import Contract, FieldSpec
 
@@ -92,10 +94,14 @@ class Synthesis:
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
-    # Ordinal ranks; ties broken by position, which moves rho by O(ties / n^2) only.
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[np.argsort(values, kind="stable")] = np.arange(len(values), dtype=np.float64)
-    return ranks
+    # Average ranks for ties (Spearman's definition), so the row order never matters. An
+    # empty cell takes the mean rank: it neither adds to nor takes from any correlation.
+    # Imported here: scipy.stats takes 1-2 s to import, which every Locust and prober
+    # process would pay before its first request; only training records marginals.
+    from scipy.stats import rankdata
+
+    ranks = rankdata(values, nan_policy="omit")
+    return np.where(np.isnan(ranks), (np.count_nonzero(~np.isnan(values)) + 1) / 2, ranks)
 
 
 def record_marginals(contract: Contract, columns: Mapping[str, np.ndarray]) -> Marginals:
@@ -194,15 +200,35 @@ def _latent_factor(rank_correlation: list[list[float]]) -> np.ndarray:
     return np.linalg.cholesky(latent / np.outer(scale, scale))
 
 
+def _quantile_function(quantiles: list[float], uniforms: np.ndarray) -> np.ndarray:
+    """Linear interpolation between recorded quantiles at evenly spaced levels.
+
+    The levels are ``i / (L - 1)``, so a uniform's segment is computed, not searched:
+    ``np.interp`` binary-searches every value and was most of the synthesis time.
+    """
+    points = np.asarray(quantiles, dtype=np.float64)
+    steps = len(points) - 1
+    if steps < 1:
+        return np.full(len(uniforms), points[0] if len(points) else np.nan)
+    position = uniforms * steps
+    index = np.minimum(position.astype(np.intp), steps - 1)  # u == 1 -> last segment's end
+    low = points[index]
+    return low + (position - index) * (points[index + 1] - low)
+
+
 def _numeric(spec: FieldSpec, quantiles: list[float], uniforms: np.ndarray) -> np.ndarray:
-    levels = np.linspace(0.0, 1.0, len(quantiles))
-    values = np.interp(uniforms, levels, quantiles)
+    values = _quantile_function(quantiles, uniforms)
     low, high = spec.constraints.minimum, spec.constraints.maximum
     if spec.type == "integer":
         values = np.rint(values)
     if low is not None or high is not None:
         values = np.clip(values, low, high)
     return values.astype(np.int64) if spec.type == "integer" else values
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def synthesize(
@@ -218,15 +244,17 @@ def synthesize(
     rng = np.random.default_rng(source.getrandbits(64))
     names = list(marginals.quantiles)
     factor = _latent_factor(marginals.rank_correlation)
-    latent = rng.standard_normal((n, len(names))) @ factor.T
+    # One BLAS thread: the product is small, and with other processes on the cores OpenBLAS'
+    # threads made it ten times slower (the prober runs beside the service's workers).
+    with _blas().limit(limits=1, user_api="blas"):
+        latent = rng.standard_normal((n, len(names))) @ factor.T
     uniforms = ndtr(latent)
     table: dict[str, np.ndarray] = {}
     for spec in contract.fields:
         if spec.type == "id":
             width = max(8, len(str(max(n - 1, 0))))
-            table[spec.name] = np.array(
-                [f"{id_prefix}-{seed}-{i:0{width}d}" for i in range(n)], dtype=object
-            )
+            make_id = f"{id_prefix}-{seed}-{{:0{width}d}}".format
+            table[spec.name] = np.array(list(map(make_id, range(n))), dtype=object)
         elif spec.numeric:
             column = uniforms[:, names.index(spec.name)]
             table[spec.name] = _numeric(spec, marginals.quantiles[spec.name], column)

@@ -128,8 +128,14 @@ def test_boundary_population_is_the_rows_nearest_a_threshold(source):
     synthesis = record_synthesis(CONTRACT, source, distance, share=0.1)
     assert synthesis.boundary_rows == 3000
     assert synthesis.boundary_width == 0.5  # 2,999 near rows + the nearest far one
-    near = synthesis.boundary.quantiles["annual_income"]
-    assert near[-1] <= np.quantile(income, 0.1) + 1e-9 or near[-2] <= np.quantile(income, 0.1)
+    # Chosen by hand: the 2,999 near rows, and of the equally far rows the first by position.
+    far = np.setdiff1d(np.arange(len(income)), order[:3000])
+    chosen = np.concatenate([order[1:3000], far[:1]])
+    want = record_marginals(CONTRACT, {k: v[chosen] for k, v in source.items()})
+    assert synthesis.boundary.quantiles == want.quantiles
+    assert synthesis.boundary.frequencies == want.frequencies
+    assert np.allclose(synthesis.boundary.rank_correlation, want.rank_correlation, atol=2e-6)
+    assert synthesis.boundary.quantiles["annual_income"][-2] < np.quantile(income, 0.1)
     assert synthesis.population == record_marginals(CONTRACT, source)
     again = Synthesis.from_dict(json.loads(json.dumps(synthesis.to_dict())))
     assert again == synthesis
@@ -165,7 +171,9 @@ def test_same_seed_same_table_through_mimesis(marginals):
     assert not np.array_equal(a["annual_income"], c["annual_income"])
 
 
-def test_german_synthesis_holds_no_training_row():
+@pytest.fixture(scope="module")
+def german():
+    """The German credit book under its drafted contract, rows given ids as training does."""
     from training.book_check import read_book
     from training.draft_contract import draft_contract
 
@@ -177,20 +185,131 @@ def test_german_synthesis_holds_no_training_row():
         )
     )  # fmt: skip
     columns = {c: frame[c].to_numpy() for c in frame.columns if c != "creditability"}
-    distance = np.abs(np.linspace(-1, 1, len(frame)))
-    small = json.dumps(record_synthesis(contract, columns, distance).to_dict())
-    doubled = {k: np.concatenate([v, v]) for k, v in columns.items()}
-    twice = np.concatenate([distance, distance])
-    large = json.dumps(record_synthesis(contract, doubled, twice).to_dict())
-    # A fixed-size summary: twice the rows, about the same size (numbers differ in digits).
-    assert abs(len(large) - len(small)) < 0.05 * len(small)
-    # No row's text cells appear together: every row has a purpose and a credit history
-    # text, and each is stored once as a frequency key, never as a row.
-    summary = json.loads(small)
-    assert set(summary["population"]) == {"quantiles", "frequencies", "rank_correlation"}
-    assert all(isinstance(v, float) for f in summary["population"]["frequencies"].values()
-               for v in f.values())  # fmt: skip
-    table = synthesize(contract, Synthesis.from_dict(summary).population, 2000, seed=1)
+    columns["application_id"] = np.array([f"GC-{i:04d}" for i in range(len(frame))], dtype=object)
+    return contract, columns
+
+
+def _json_objects(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _json_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _json_objects(value)
+
+
+def test_german_synthesis_json_holds_no_training_row(german):
+    contract, columns = german
+    distance = np.abs(np.linspace(-1, 1, len(columns["application_id"])))
+    text = json.dumps(record_synthesis(contract, columns, distance).to_dict())
+    names = [n for n in contract.field_names if n != "application_id"]
+    rows = list(zip(*(columns[n].tolist() for n in names), strict=True))
+    # No id, and no row's values in a run (as a stored list would hold them) ...
+    assert not any(i in text for i in columns["application_id"])
+    for row in rows:
+        assert json.dumps(list(row))[1:-1] not in text
+        assert json.dumps(list(row[:3]))[1:-1] not in text
+    # ... nor any object keyed by two or more fields holding scalars (a stored record).
+    for node in _json_objects(json.loads(text)):
+        scalars = [k for k, v in node.items() if k in names and not isinstance(v, dict | list)]
+        assert len(scalars) < 2, scalars
+
+
+def test_german_synthesis_is_a_fixed_size_summary(german):
+    # 500 rows and all 1,000 (both with a boundary set of >= 50): the same JSON structure,
+    # the same number of stored values, about the same size.
+    contract, columns = german
+
+    def summary(rows):
+        part = {k: v[:rows] for k, v in columns.items()}
+        return record_synthesis(contract, part, np.abs(np.linspace(-1, 1, rows))).to_dict()
+
+    def shape(node):
+        if isinstance(node, dict):
+            return {k: shape(v) for k, v in node.items()}
+        return len(node) if isinstance(node, list) else type(node).__name__
+
+    half, whole = summary(500), summary(1000)
+    assert half["boundary_rows"] == 100 and whole["boundary_rows"] == 200
+    # Category keys may differ (a value absent from the first 500 rows); numbers do not.
+    for part in ("population", "boundary"):
+        assert shape(half[part]["quantiles"]) == shape(whole[part]["quantiles"])
+        assert shape(half[part]["rank_correlation"]) == shape(whole[part]["rank_correlation"])
+    assert abs(len(json.dumps(whole)) - len(json.dumps(half))) < 0.05 * len(json.dumps(half))
+
+
+def test_german_synthesis_gives_valid_requests(german):
+    contract, columns = german
     Model = request_model(contract)
-    for record in to_records_of(contract, table)[:300]:
-        Model.model_validate(record)
+    synthesis = record_synthesis(contract, columns, np.abs(np.linspace(-1, 1, 1000)))
+    for marginals in (synthesis.population, synthesis.boundary, marginals_from_contract(contract)):
+        table = synthesize(contract, marginals, 1000, seed=1)
+        records = to_records_of(contract, table)
+        assert [Model.model_validate(r).application_id for r in records] == list(
+            table["application_id"]
+        )
+    # The book's rank dependence survives: duration and amount (Spearman ~0.6 in the book).
+    want = spearman(columns["duration_in_month"], columns["credit_amount"])
+    table = synthesize(contract, synthesis.population, 20_000, seed=3)
+    got = spearman(table["duration_in_month"], table["credit_amount"])
+    assert want > 0.5 and got == pytest.approx(want, abs=0.06)
+
+
+def test_same_table_in_a_fresh_process(marginals):
+    """Bit for bit across processes (another hash seed, another BLAS start-up)."""
+    import hashlib
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, json, sys\n"
+        "from fairgate.contract import builtin_contract\n"
+        "from fairgate.contract_synth import Marginals, synthesize\n"
+        "m = Marginals.from_dict(json.load(sys.stdin))\n"
+        "t = synthesize(builtin_contract(), m, 3000, seed=11)\n"
+        "h = hashlib.sha256()\n"
+        "for k in sorted(t): h.update(k.encode()); h.update(repr(t[k].tolist()).encode())\n"
+        "print(h.hexdigest())\n"
+    )
+    table = synthesize(CONTRACT, marginals, 3000, seed=11)
+    digest = hashlib.sha256()
+    for k in sorted(table):
+        digest.update(k.encode())
+        digest.update(repr(table[k].tolist()).encode())
+    env = {**__import__("os").environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], input=json.dumps(marginals.to_dict()), env=env,
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert out.stdout.strip() == digest.hexdigest()
+
+
+def test_quantile_function_matches_numpy_interp(marginals):
+    # Oracle: np.interp over the recorded levels (what the computed segment replaces).
+    from fairgate.contract_synth import _quantile_function
+
+    uniforms = np.concatenate([np.random.default_rng(0).random(10_000), [0.0, 1.0, 0.5]])
+    for name, quantiles in marginals.quantiles.items():
+        levels = np.linspace(0.0, 1.0, len(quantiles))
+        want = np.interp(uniforms, levels, quantiles)
+        assert np.allclose(_quantile_function(quantiles, uniforms), want, rtol=1e-12), name
+
+
+def test_ranks_ignore_row_order_and_empty_cells(source):
+    # Spearman (average ranks) as scipy computes it over the complete rows; shuffling the
+    # rows changes nothing; an empty cell leaves the JSON strict and the correlation finite.
+    rows = {k: v[:5000] for k, v in source.items()}
+    names = list(record_marginals(CONTRACT, rows).quantiles)
+    a, b = names.index("annual_income"), names.index("weekly_hours")
+    got = record_marginals(CONTRACT, rows).rank_correlation[a][b]
+    assert got == pytest.approx(spearman(rows["annual_income"], rows["weekly_hours"]), abs=1e-6)
+    shuffled = np.random.default_rng(1).permutation(5000)
+    again = record_marginals(CONTRACT, {k: v[shuffled] for k, v in rows.items()})
+    assert np.allclose(again.rank_correlation, record_marginals(CONTRACT, rows).rank_correlation,
+                       atol=2e-6)  # fmt: skip
+    holes = dict(rows, weekly_hours=np.where(np.arange(5000) % 10 == 0, np.nan,
+                                             rows["weekly_hours"]))  # fmt: skip
+    text = json.dumps(record_marginals(CONTRACT, holes).to_dict(), allow_nan=False)
+    with_holes = json.loads(text)["rank_correlation"][a][b]
+    assert abs(with_holes) > 0.2 and with_holes == pytest.approx(got, abs=0.05)

@@ -38,6 +38,44 @@ def test_pool_bodies_are_valid_applicants_and_pairs_differ_only_in_gender():
     assert len({body["application_id"] for body in pool.singles}) == 300
 
 
+def test_a_pool_for_another_contract():
+    """German credit's drafted contract: its own fields in its order, twins in its banded age."""
+    import numpy as np
+
+    from fairgate.contract import parse_contract
+    from fairgate.contract_request import request_model
+    from fairgate.contract_synth import record_synthesis
+    from loadtests.pool import build_pool
+    from training.book_check import read_book
+    from training.draft_contract import draft_contract
+
+    frame = read_book(REPO / "tests" / "fixtures" / "germancredit" / "germancredit.csv")
+    contract = parse_contract(draft_contract(
+        frame, label="creditability", approved=["good"],
+        protected=["age_in_years", "personal_status_and_sex"], name="german",
+    ))  # fmt: skip
+    columns = {c: frame[c].to_numpy() for c in frame.columns if c != "creditability"}
+    synthesis = record_synthesis(contract, columns, np.linspace(0, 1, len(frame)))
+    pool = build_pool(contract, synthesis, 400, batch_size=100, seed=3)
+    Model = request_model(contract)
+    assert len(pool.batches) == 4 and len(pool.pairs) == 400
+    for body in pool.singles:
+        assert list(body) == list(contract.field_names)
+        Model.model_validate(body)
+    assert len({body["application_id"] for body in pool.singles}) == 400
+    assert contract.groups.prober[0] == "age_in_years_band"  # bands 19-24, 25-34, ...
+    for pair in pool.pairs:
+        young, older = pair["applications"]
+        Model.model_validate(young)
+        Model.model_validate(older)
+        assert young["age_in_years"] < 25 <= older["age_in_years"] < 35
+        assert {k: v for k, v in young.items() if k != "age_in_years"} == {
+            k: v for k, v in older.items() if k != "age_in_years"
+        }
+    assert build_pool(contract, synthesis, 400, batch_size=100, seed=3) == pool
+    assert build_pool(contract, synthesis, 400, batch_size=100, seed=4) != pool
+
+
 def test_the_pool_speaks_the_targets_contract(trained, live_service):
     """Read from GET /policy: the served model's contract and summaries, its request model."""
     pool = target_pool(live_service.url, 200, batch_size=50)
