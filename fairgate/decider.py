@@ -63,7 +63,7 @@ class Decider:
         reasons: list[list[Reason]] = [[] for _ in range(len(scores))]
         if self.explainer is not None and not approved.all():
             denied = np.flatnonzero(~approved)
-            explained = self.explainer.explain(matrix, columns, denied)
+            explained = self.explainer.explain(matrix, columns, denied, scores)
             for row, found in zip(denied.tolist(), explained, strict=True):
                 reasons[row] = found
         return Decisions(

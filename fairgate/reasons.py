@@ -117,15 +117,19 @@ class Explainer:
         # Below the reference and counting against: too low; above it: too high.
         return (Reason(code, f"{block.label} too low"), Reason(code, f"{block.label} too high"))
 
-    def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        """(rows, eligible features): each feature's contribution against the reference."""
+    def contributions(self, matrix: np.ndarray, scores: np.ndarray | None = None) -> np.ndarray:
+        """(rows, eligible features): each feature's contribution against the reference.
+
+        ``scores``: the rows' scores when the caller has them (the decider does), which
+        spares the occlusion one scorer call, the costlier half for gradient boosting.
+        """
         if self._weights is not None:
             return ((matrix - self.reference) * self._weights) @ self._sum
         rows, k = matrix.shape[0], len(self.blocks)
         occluded = np.repeat(matrix, k, axis=0)
         for j, block in enumerate(self.blocks):
             occluded[j::k][:, block.columns] = self.reference[block.columns]
-        base = self.scorer.score(matrix)
+        base = self.scorer.score(matrix) if scores is None else scores
         return base[:, None] - self.scorer.score(occluded).reshape(rows, k)
 
     def explain(
@@ -133,14 +137,16 @@ class Explainer:
         matrix: np.ndarray,
         columns: Mapping[str, np.ndarray],
         rows: np.ndarray | None = None,
+        scores: np.ndarray | None = None,
     ) -> list[list[Reason]]:
         """Up to four reasons for each of ``rows`` (default: every row) of ``matrix`` (the
-        applicants' model columns) and ``columns`` (their fields): the denials."""
+        applicants' model columns) and ``columns`` (their fields): the denials. ``scores``:
+        the whole matrix's scores, if already computed."""
         rows = np.arange(len(matrix)) if rows is None else np.asarray(rows)
         if not self.blocks or len(rows) == 0:
             return [[] for _ in range(len(rows))]
         chosen = matrix[rows]
-        contribution = self.contributions(chosen)
+        contribution = self.contributions(chosen, None if scores is None else scores[rows])
         order = np.argsort(contribution, axis=1, kind="stable")[:, :MAX_REASONS]
         below = (chosen[:, self._first] < self.reference[self._first]).tolist()
         counts = np.take_along_axis(contribution, order, axis=1) < 0

@@ -184,6 +184,9 @@ def test_gradient_boosting_reasons_by_occlusion(tmp_path):
             "delinquencies_2y"), result.reference, matrix)
     )  # fmt: skip
     np.testing.assert_allclose(contribution[:, column], by_hand)
+    # The decider hands over the scores it has: the same contributions, one scorer call fewer.
+    given = explainer.contributions(matrix, result.scorer.score(matrix))
+    np.testing.assert_array_equal(given, contribution)
     # Ten delinquencies in two years count against (the synthetic world's truth: -0.9
     # log-odds each), and the reason reads so.
     assert contribution[-1, column] < 0
