@@ -146,3 +146,12 @@ def test_the_issue_alerts_all_exist():
         "FairgateDecisionsNotReproducible",
     }  # fmt: skip
     assert expected <= set(_alert_names())
+
+
+def test_the_rules_name_no_attribute_group_or_field_of_a_book():
+    """Expressions, labels and annotations take every name from the series' labels."""
+    for name in ("alerts.yml", "recording.yml"):
+        # Parsed, so comments (which may give the default book as an example) do not count.
+        text = str(yaml.safe_load((PROMETHEUS / "rules" / name).read_text())).lower()
+        for word in ("gender", "female", "income", "dollars", "age_band", "credit"):
+            assert word not in text, f"{name} names {word!r}"
