@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,7 +37,18 @@ def demo(
     # without it the service refuses every probe claim.
     if not (os.environ.get("FAIRGATE_PROBE_TOKEN") or os.environ.get("FAIRGATE_PROBE_TOKEN_FILE")):
         os.environ["FAIRGATE_PROBE_TOKEN"] = new_token()
-    server = subprocess.Popen(serve_command("127.0.0.1", port), env=service_env(2), cwd=REPO)
+    from service.config import ConfigError, absolute_record_url, service_config
+
+    env = service_env(2)
+    try:
+        # The record goes to FAIRGATE_DATA_DIR (default ./fairgate-data, git-ignored) where
+        # the demo is started, not inside the repository the server runs in.
+        record_url = absolute_record_url(service_config(env).record_url, Path.cwd())
+    except ConfigError as error:
+        fail(error)
+    if record_url is not None:
+        env["FAIRGATE_RECORD_URL"] = record_url
+    server = subprocess.Popen(serve_command("127.0.0.1", port), env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,7 +38,7 @@ def serve(
     before anything starts: every bad entry is listed and the exit status is 2.
     """
     from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
-    from service.config import ConfigError, service_config
+    from service.config import ConfigError, absolute_record_url, service_config
 
     flags = {"FAIRGATE_MODEL": model_tag, "FAIRGATE_POLICY": policy}
     env = service_env(workers) | flags
@@ -45,6 +46,10 @@ def serve(
         config = service_config(env)
     except ConfigError as error:
         fail(error)
+    # The server runs in the repository; a relative record path means where the user stands.
+    record_url = absolute_record_url(config.record_url, Path.cwd())
+    if record_url is not None:
+        env["FAIRGATE_RECORD_URL"] = record_url
     try:
         try:
             load_serving_bundle(config.model, config.policy, artifact_key=config.artifact_key)

@@ -24,6 +24,9 @@ class Decisions:
     group: np.ndarray
     rule_index: np.ndarray
     unseen: np.ndarray
+    # The uniform draw that realised a randomized rule (the decision record keeps it);
+    # None under a deterministic policy, which draws nothing.
+    draw: np.ndarray | None
     # Per application: up to four reasons if denied (empty when approved).
     reasons: list[list[Reason]]
 
@@ -73,5 +76,6 @@ class Decider:
             group=groups,
             rule_index=index,
             unseen=self.policy.is_unseen(index),
+            draw=draws,
             reasons=reasons,
         )

@@ -16,6 +16,11 @@ environment at import time.
 | FAIRGATE_ARTIFACT_KEY | (none) | verify the model's signature (HMAC) when set |
 | FAIRGATE_PROBE_TOKEN | (none) | the token a probe must send; none: every probe claim refused |
 | FAIRGATE_PROBE_TOKEN_FILE | (none) | a file holding that token instead (Docker secrets) |
+| FAIRGATE_RECORD | on | on / off: off answers without a decision record (benchmarks only) |
+| FAIRGATE_DATA_DIR | fairgate-data | the default record's directory (relative: to the cwd) |
+| FAIRGATE_RECORD_URL | (in DATA_DIR) | sqlite:///$FAIRGATE_DATA_DIR/record.sqlite by default |
+| FAIRGATE_RECORD_READ_TOKEN | (none) | bearer token of ``GET /decisions/{id}``; none: 404 |
+| FAIRGATE_RECORD_READ_TOKEN_FILE | (none) | a file holding that token instead |
 """
 
 from __future__ import annotations
@@ -23,14 +28,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final, cast
 
 from fairgate.draw import MIN_KEY_BYTES
 from fairgate.policy import POLICY_MODES, PolicyMode
 from fairgate.probe_auth import token_from_env
+from fairgate.record.url import RecordUrlError, parse_record_url
 from service.gc_tuning import GC_MODES
 
 DEFAULT_MODEL: Final[str] = "fairgate-loan:latest"
+DEFAULT_DATA_DIR: Final[str] = "fairgate-data"
+RECORD_FILE: Final[str] = "record.sqlite"
+RECORD_SWITCH: Final[tuple[str, ...]] = ("on", "off")
+READ_TOKEN_VARIABLE: Final[str] = "FAIRGATE_RECORD_READ_TOKEN"
+DEFAULT_RECORD_URL: Final[str] = f"sqlite:///{DEFAULT_DATA_DIR}/{RECORD_FILE}"
 DEFAULT_MAX_BODY_BYTES: Final[int] = 2 * 1024 * 1024
 # The largest valid request (1,000 applications) is about 0.5 MB.
 MIN_BODY_BYTES: Final[int] = 1024
@@ -59,18 +71,22 @@ class ServiceConfig:
     draw_key: bytes | None = None
     artifact_key: bytes | None = None
     probe_token: str | None = None
+    # None: FAIRGATE_RECORD=off, decisions are answered without a record.
+    record_url: str | None = DEFAULT_RECORD_URL
+    record_read_token: str | None = None
 
     def __repr__(self) -> str:  # the keys never reach a log line
         secret = {
             "draw_key": self.draw_key,
             "artifact_key": self.artifact_key,
             "probe_token": self.probe_token,
+            "record_read_token": self.record_read_token,
         }
         shown = ", ".join(f"{k}={'<set>' if v else None}" for k, v in secret.items())
         return (
             f"ServiceConfig(model={self.model!r}, policy={self.policy!r}, "
             f"workers={self.workers}, max_body_bytes={self.max_body_bytes}, gc={self.gc!r}, "
-            f"{shown})"
+            f"record_url={_without_password(self.record_url)!r}, {shown})"
         )
 
 
@@ -117,6 +133,51 @@ def artifact_key_from(env: Mapping[str, str]) -> bytes | None:
     return key
 
 
+def _without_password(url: str | None) -> str | None:
+    """A PostgreSQL URL may carry a password; it never reaches a log line."""
+    if url is None:
+        return None
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:<set>@", url)
+
+
+def record_url_from(env: Mapping[str, str], problems: list[str]) -> str | None:
+    """The record store's URL, or None when FAIRGATE_RECORD=off.
+
+    Default: ``sqlite:///`` + FAIRGATE_DATA_DIR (``fairgate-data``) + ``/record.sqlite``.
+    """
+    switch = _choice(env, "FAIRGATE_RECORD", "on", RECORD_SWITCH, problems)
+    url = env.get("FAIRGATE_RECORD_URL") or None
+    if switch == "off":
+        if url is not None:
+            problems.append("FAIRGATE_RECORD=off but FAIRGATE_RECORD_URL is set: unset one of them")
+        return None
+    if url is None:
+        data_dir = Path(env.get("FAIRGATE_DATA_DIR") or DEFAULT_DATA_DIR)
+        url = f"sqlite:///{(data_dir / RECORD_FILE).as_posix()}"
+    try:
+        parse_record_url(url)
+    except RecordUrlError as error:
+        problems.append(str(error))
+    return url
+
+
+def absolute_record_url(url: str | None, cwd: Path) -> str | None:
+    """``url`` with a relative SQLite path made absolute against ``cwd``.
+
+    ``fairgate serve`` starts BentoML in the repository, not where the user stands, and a
+    worker must not find its record somewhere else than the process that checked it.
+
+    >>> absolute_record_url("sqlite:///fairgate-data/record.sqlite", Path("/srv"))
+    'sqlite:////srv/fairgate-data/record.sqlite'
+    """
+    if url is None:
+        return None
+    parsed = parse_record_url(url)
+    if parsed.backend != "sqlite" or parsed.path is None or parsed.path.is_absolute():
+        return url
+    return f"sqlite:///{(cwd / parsed.path).as_posix()}"
+
+
 def service_config(env: Mapping[str, str]) -> ServiceConfig:
     """Build the configuration from ``env`` (the environment, plus any flags merged in).
 
@@ -145,6 +206,12 @@ def service_config(env: Mapping[str, str]) -> ServiceConfig:
         probe_token = token_from_env(env)
     except ValueError as error:
         problems.append(str(error))
+    record_url = record_url_from(env, problems)
+    read_token = None
+    try:
+        read_token = token_from_env(env, READ_TOKEN_VARIABLE)
+    except ValueError as error:
+        problems.append(str(error))
     if problems:
         raise ConfigError(problems)
     return ServiceConfig(
@@ -156,4 +223,6 @@ def service_config(env: Mapping[str, str]) -> ServiceConfig:
         draw_key=draw_key,
         artifact_key=artifact_key,
         probe_token=probe_token,
+        record_url=record_url,
+        record_read_token=read_token,
     )

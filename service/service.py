@@ -1,10 +1,11 @@
-"""BentoML service: POST /decide, POST /decide_batch, GET /policy, plus BentoML's /healthz,
-/livez, /readyz, /metrics and /docs.json.
+"""BentoML service: POST /decide, POST /decide_batch, GET /policy, GET /decisions/{id}, plus
+BentoML's /healthz, /livez, /readyz, /metrics and /docs.json.
 
 Configuration: ``service/config.py`` (environment read at deployment and worker start, never
 at import). The model tag is resolved once, in the ``on_deployment`` hook, and the concrete
 ``name:version`` is handed to every worker, restarted ones included.
-Probe requests carry the header ``X-Fairgate-Probe: 1``.
+Probe requests carry the header ``X-Fairgate-Probe: 1``. Every decision is in the decision
+record before it is answered (``service/recording.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import bentoml
@@ -19,7 +21,7 @@ import numpy as np
 from pydantic import Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fairgate.artifacts import ArtifactError, load_serving_bundle, resolve_tag
@@ -28,12 +30,22 @@ from fairgate.contract_request import request_model
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
 from fairgate.probe_auth import PROBE_HEADER, claims_probe
+from fairgate.record import RecordUnavailable, open_record
+from fairgate.record.store import store_errors
 from fairgate.schema import MAX_BATCH
 from service.api_models import BatchDecision, Decision, PolicyView, Reason
-from service.config import DEFAULT_MAX_BODY_BYTES, ConfigError, ServiceConfig, service_config
+from service.config import (
+    DEFAULT_MAX_BODY_BYTES,
+    ConfigError,
+    ServiceConfig,
+    absolute_record_url,
+    service_config,
+)
+from service.decisions_api import RecordReader, decisions_app
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
 from service.probe_guard import ProbeGuard
+from service.recording import DecisionRecorder, unavailable_response
 from service.request_guard import RequestGuard
 from service.served_contract import served_contract
 
@@ -44,6 +56,7 @@ Applicant = request_model(CONTRACT)
 _state: dict[str, PolicyView] = {}
 _config: dict[str, ServiceConfig] = {}
 _metrics: dict[str, ServiceMetrics] = {}
+_reader: dict[str, RecordReader] = {}
 
 
 class _DropClientErrors(logging.Filter):
@@ -59,6 +72,7 @@ async def _policy_view(_: Request) -> JSONResponse:
 
 
 policy_app = Starlette(routes=[Route("/", _policy_view, methods=["GET"])])
+record_app = decisions_app(lambda: _reader.get("worker"))
 
 
 def _probe_token() -> str | None:
@@ -103,6 +117,7 @@ def _is_probe(context: bentoml.Context) -> bool:
 
 
 @bentoml.mount_asgi_app(policy_app, path="/policy")
+@bentoml.mount_asgi_app(record_app, path="/decisions")
 @bentoml.service(
     name="fairgate",
     # The worker count comes from outside, never from an import-time environment read:
@@ -135,6 +150,18 @@ class DecisionService:
         except (ConfigError, ArtifactError) as error:
             raise SystemExit(f"fairgate: refusing to start: {error}") from error
         os.environ["FAIRGATE_MODEL"] = concrete
+        record_url = absolute_record_url(config.record_url, Path.cwd())
+        if record_url is not None:
+            # Every worker writes where this process checked, whatever directory it runs in;
+            # the store's tables are made once here, not raced for by the workers.
+            os.environ["FAIRGATE_RECORD_URL"] = record_url
+            try:
+                open_record(record_url).close()
+            except store_errors() as error:
+                raise SystemExit(
+                    f"fairgate: refusing to start: cannot open the decision record "
+                    f"(FAIRGATE_RECORD_URL): {error}"
+                ) from error
 
     def __init__(self) -> None:
         config = service_config(os.environ)
@@ -150,6 +177,22 @@ class DecisionService:
         self.model_version = bundle.tag
         self.policy_version = bundle.policy.version
         self.policy_mode = bundle.policy.mode
+        # One record writer per worker (one hash chain per worker process).
+        self.recorder = (
+            None
+            if config.record_url is None
+            else DecisionRecorder.open(
+                config.record_url,
+                id_field=bundle.contract.id_field.name,
+                rule_names=self.decider.rule_names,
+                model_version=bundle.tag,
+                policy_version=bundle.policy.version,
+            )
+        )
+        _reader["worker"] = RecordReader(
+            None if self.recorder is None else self.recorder.writer.store,
+            config.record_read_token,
+        )
         self.metrics: ServiceMetrics = create_metrics()
         _metrics["worker"] = self.metrics
         for reason in ("no_token_configured", "bad_token"):
@@ -181,9 +224,25 @@ class DecisionService:
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_DropClientErrors())
         tune_gc(config.gc)
 
-    def _decide(self, applicants: Sequence[Applicant], probe: bool) -> list[Decision]:
+    @bentoml.on_shutdown
+    def close_record(self) -> None:
+        """Commit the records still queued, then stop the writer."""
+        if self.recorder is not None:
+            self.recorder.close()
+
+    async def _decide(
+        self, applicants: Sequence[Applicant], probe: bool, ctx: bentoml.Context
+    ) -> list[Decision] | Response:
         result = self.decider.decide(applicants)
-        self._record(result.group, result.approved, result.score, result.unseen, probe)
+        if self.recorder is not None:
+            try:
+                await self.recorder.append(applicants, result, probe)
+            except RecordUnavailable as error:
+                # Unrecorded, so unanswered and uncounted: the client retries for the same
+                # decision (decisions are reproducible).
+                ctx.response.status_code = 503
+                return unavailable_response(error)
+        self._count(result.group, result.approved, result.score, result.unseen, probe)
         names, texts = self.decider.rule_names, self.decider.rule_texts
         # The contract names its id field; the response always calls it application_id.
         id_field = self.decider.contract.id_field.name
@@ -215,7 +274,7 @@ class DecisionService:
             )
         ]
 
-    def _record(
+    def _count(
         self,
         groups: np.ndarray,
         approved: np.ndarray,
@@ -252,7 +311,8 @@ class DecisionService:
     @bentoml.api(route="/decide")
     async def decide(self, application: Applicant, /, ctx: bentoml.Context) -> Decision:
         """Decide one application. Send ``X-Fairgate-Probe: 1`` to mark a probe."""
-        return self._decide([application], _is_probe(ctx))[0]
+        decided = await self._decide([application], _is_probe(ctx), ctx)
+        return decided if isinstance(decided, Response) else decided[0]  # type: ignore[return-value]
 
     @bentoml.api(route="/decide_batch")
     async def decide_batch(
@@ -261,7 +321,9 @@ class DecisionService:
         ctx: bentoml.Context,
     ) -> BatchDecision:
         """Decide 1 to MAX_BATCH (1000) applications: body ``{"applications": [...]}``."""
-        decisions = self._decide(applications, _is_probe(ctx))
+        decisions = await self._decide(applications, _is_probe(ctx), ctx)
+        if isinstance(decisions, Response):
+            return decisions  # type: ignore[return-value]
         return BatchDecision.model_construct(count=len(decisions), decisions=decisions)
 
 

@@ -19,3 +19,6 @@ for name in [name for name in os.environ if name.startswith("FAIRGATE_")]:
 # tests of probe authentication override it per server.
 TEST_PROBE_TOKEN = "suite-probe-token-0123456789"
 os.environ["FAIRGATE_PROBE_TOKEN"] = TEST_PROBE_TOKEN
+# Every service the suite starts keeps its decision record here (gone with the run), never
+# in ./fairgate-data of the checkout; tests that count records give their own file.
+os.environ["FAIRGATE_DATA_DIR"] = os.path.join(HOME, "data")

@@ -1,0 +1,116 @@
+"""The service's side of the decision record: one writer per worker, one record per decision.
+
+Every decision, live and probe (flagged), is appended before its response is sent: the API
+awaits ``DecisionRecorder.append`` and answers only once the record is committed. When the
+store cannot take it (``RecordUnavailable``: PostgreSQL down, the SQLite file locked or its
+disk full) the answer is 503 with ``Retry-After`` and the decision is counted nowhere: a
+decision is reproducible, so the client's retry gets the same one (docs/record.md says why
+we fail fast instead of spooling).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from starlette.responses import Response
+
+from fairgate.decider import Decisions
+from fairgate.record import Record, RecordUnavailable, RecordWriter, open_record
+
+UNAVAILABLE: Final[str] = "decision record unavailable"
+
+
+class DecisionRecorder:
+    """Turns a call's decisions into records and appends them through one ``RecordWriter``."""
+
+    def __init__(
+        self,
+        writer: RecordWriter,
+        *,
+        id_field: str,
+        rule_names: Sequence[str],
+        model_version: str,
+        policy_version: str,
+    ) -> None:
+        self.writer = writer
+        self.id_field = id_field
+        self.rule_names = list(rule_names)
+        self.model_version = model_version
+        self.policy_version = policy_version
+
+    @classmethod
+    def open(cls, url: str, **names: Any) -> DecisionRecorder:
+        """A recorder whose writer thread is running on the store ``url`` names."""
+        return cls(RecordWriter(open_record(url)).start(), **names)
+
+    def records(
+        self, applicants: Sequence[Any], result: Decisions, probe: bool, now: datetime
+    ) -> list[Record]:
+        """One record per applicant; ``request`` is the validated request's fields, in the
+        contract's names (the request model forbids unknown fields and coerces nothing)."""
+        draws = [None] * len(applicants) if result.draw is None else result.draw.tolist()
+        return [
+            Record(
+                time=now,
+                application_id=str(getattr(a, self.id_field)),
+                request=a.__dict__,
+                score=s,
+                group=g,
+                rule=self.rule_names[i],
+                draw=d,
+                approval_probability=p,
+                decision="approve" if ok else "deny",
+                reasons=[{"code": r.code, "text": r.text} for r in why],
+                model_version=self.model_version,
+                policy_version=self.policy_version,
+                probe=probe,
+            )
+            for a, ok, s, p, g, i, d, why in zip(
+                applicants,
+                result.approved.tolist(),
+                result.score.tolist(),
+                result.probability.tolist(),
+                result.group.tolist(),
+                result.rule_index.tolist(),
+                draws,
+                result.reasons,
+                strict=True,
+            )
+        ]
+
+    async def append(self, applicants: Sequence[Any], result: Decisions, probe: bool) -> None:
+        """Record the decisions; returns once committed, raises ``RecordUnavailable`` if not."""
+        await self.writer.append(self.records(applicants, result, probe, datetime.now(UTC)))
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer (worker shutdown)."""
+        self.writer.close()
+        self.writer.store.close()
+
+
+def retry_after_seconds(error: RecordUnavailable) -> int:
+    """Whole seconds, rounded up (Retry-After takes an integer), at least 1."""
+    return max(1, math.ceil(error.retry_after))
+
+
+def unavailable_response(error: RecordUnavailable) -> Response:
+    """503 in the shape of every other error: ``{"error", "detail": [{"loc", "msg", "type"}]}``.
+
+    The message names the store's failure (``RecordUnavailable`` carries no request data).
+    """
+    seconds = retry_after_seconds(error)
+    message = f"{error}; nothing was decided, retry after {seconds} s"
+    body = {
+        "error": UNAVAILABLE,
+        "detail": [{"loc": ["record"], "msg": message, "type": "record_unavailable"}],
+    }
+    return Response(
+        json.dumps(body),
+        status_code=503,
+        media_type="application/json",
+        headers={"Retry-After": str(seconds)},
+    )
