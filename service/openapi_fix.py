@@ -38,6 +38,91 @@ ERROR_DETAIL: Final[dict[str, Any]] = {
 GUARD_RESPONSES: Final[dict[str, str]] = {
     "413": "Request body over the size limit",
     "415": "Content-Type is not application/json",
+    "503": "The decision record cannot take the decision now; nothing was decided. "
+    "Retry after the Retry-After header's seconds.",
+}
+_TEXT: Final[dict[str, str]] = {"type": "string"}
+_NUMBER: Final[dict[str, str]] = {"type": "number"}
+# A row of the record as GET /decisions answers it (StoredRecord.as_dict()); written out
+# here because OpenAPI 3.0 says "nullable", where pydantic would write JSON Schema's null type.
+DECISION_RECORD: Final[dict[str, Any]] = {
+    "title": "DecisionRecord",
+    "type": "object",
+    "required": [
+        "writer_id",
+        "seq",
+        "time",
+        "application_id",
+        "request",
+        "score",
+        "group",
+        "rule",
+        "draw",
+        "approval_probability",
+        "decision",
+        "reasons",
+        "model_version",
+        "policy_version",
+        "probe",
+        "prev_hash",
+        "hash",
+    ],
+    "properties": {
+        "writer_id": {**_TEXT, "description": "The worker process that wrote it (its chain)."},
+        "seq": {"type": "integer", "description": "Position in that writer's chain."},
+        "time": {**_TEXT, "description": "When decided, UTC: 2026-01-31T12:00:00.000000Z."},
+        "application_id": _TEXT,
+        "request": {"type": "object", "description": "The application as received."},
+        "score": _NUMBER,
+        "group": _TEXT,
+        "rule": _TEXT,
+        "draw": {
+            **_NUMBER,
+            "nullable": True,
+            "description": "The randomized rule's draw; null for a deterministic policy.",
+        },
+        "approval_probability": _NUMBER,
+        "decision": {"type": "string", "enum": ["approve", "deny"]},
+        "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+        "model_version": _TEXT,
+        "policy_version": _TEXT,
+        "probe": {"type": "boolean"},
+        "prev_hash": {**_TEXT, "description": "The hash of the row before it in its chain."},
+        "hash": {**_TEXT, "description": "SHA-256 of this row and prev_hash (docs/record.md)."},
+    },
+}
+_ERROR: Final[dict[str, Any]] = {
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InvalidArgument"}}}
+}
+DECISIONS_OPERATION: Final[dict[str, Any]] = {
+    "summary": "An application's recorded decisions",
+    "description": "Every recorded decision for the application id, newest first (at most "
+    "1000). Needs Authorization: Bearer FAIRGATE_RECORD_READ_TOKEN; without that setting "
+    "the endpoint is off and every call is 404.",
+    "operationId": "fairgate__decisions",
+    "tags": ["Service APIs"],
+    "security": [{"recordReader": []}],
+    "parameters": [{"name": "application_id", "in": "path", "required": True, "schema": _TEXT}],
+    "responses": {
+        "200": {
+            "description": "The application's decisions, newest first",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/DecisionRecord"},
+                    }
+                }
+            },
+        },
+        "401": {"description": "No or wrong bearer token", **_ERROR},
+        "404": {
+            "description": "Endpoint off (no reader token configured), or no decision "
+            "recorded for this id",
+            **_ERROR,
+        },
+        "503": {"description": "The record store is unavailable", **_ERROR},
+    },
 }
 
 
@@ -64,6 +149,13 @@ def patch_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     # a valid OpenAPI 3.0 schema object.
     schemas.setdefault("PolicyView", PolicyView.model_json_schema())
     spec.setdefault("paths", {}).setdefault("/policy", {"get": POLICY_OPERATION})
+    schemas.setdefault("DecisionRecord", DECISION_RECORD)
+    spec["paths"].setdefault("/decisions/{application_id}", {"get": DECISIONS_OPERATION})
+    spec["components"].setdefault("securitySchemes", {})["recordReader"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "FAIRGATE_RECORD_READ_TOKEN",
+    }
     if "InvalidArgument" in schemas:
         schemas["InvalidArgument"]["properties"]["detail"] = ERROR_DETAIL
     error_ref = {"$ref": "#/components/schemas/InvalidArgument"}

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 EXPECTED_OPERATIONS = {
     "GET /healthz", "GET /livez", "GET /readyz", "GET /metrics",
-    "POST /decide", "POST /decide_batch", "GET /policy",
+    "POST /decide", "POST /decide_batch", "GET /policy", "GET /decisions/{application_id}",
 }  # fmt: skip
 
 
