@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.audit import audit
 from cli.demo import demo
 from cli.init import init
 from cli.load import bench, loadtest
@@ -34,6 +35,7 @@ SUMMARIES = {
     loadtest: "Load-test with Locust; exit 1 if an SLO is missed.",
     bench: "Benchmark the floor, /decide and a naive endpoint.",
     token: "Write a probe token file for the service and prober.",
+    audit: "Live fairness figures recomputed from the decision record.",
 }
 for command, summary in SUMMARIES.items():
     app.command(short_help=summary)(command)

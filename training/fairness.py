@@ -105,6 +105,33 @@ def group_fairness(
     }
 
 
+SELECTION_METRICS = {"count": count, "selection_rate": selection_rate}
+
+
+def selection_fairness(
+    y_pred: np.ndarray, groups: np.ndarray, *, n_boot: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """``group_fairness``'s label-free part, for decisions without outcomes (the live record):
+    per-group count and selection rate, demographic parity difference and ratio (the
+    four-fifths ratio), with the same bootstrap intervals."""
+    # count and selection_rate read y_pred only; MetricFrame still wants a y_true.
+    frame = MetricFrame(
+        metrics=SELECTION_METRICS, y_true=y_pred, y_pred=y_pred, sensitive_features=groups
+    )
+    by_group = {
+        str(group): {name: float(value) for name, value in row.items()}
+        for group, row in frame.by_group.to_dict(orient="index").items()
+    }
+    return {
+        "by_group": by_group,
+        "demographic_parity_difference": float(frame.difference()["selection_rate"]),
+        "demographic_parity_ratio": float(frame.ratio()["selection_rate"]),
+        "bootstrap_95": _bootstrap_selection(
+            y_pred.astype(np.float64), groups, n_boot=n_boot, seed=seed
+        ),
+    }
+
+
 def fairness_report(
     y_true: np.ndarray,
     y_pred: np.ndarray,
