@@ -79,4 +79,36 @@ def decisions_app(reader: Callable[[], RecordReader | None]) -> Starlette:
         body: list[dict[str, Any]] = [row.as_dict() for row in rows]
         return Response(json.dumps(body), media_type="application/json")
 
-    return Starlette(routes=[Route("/{application_id:path}", decisions, methods=["GET"])])
+    async def unmatched(request: Request, _: Exception) -> Response:
+        # An id Starlette's path pattern refuses (a newline in it): the same JSON 404.
+        return _error(404, "application_id", "not found", "no such application id")
+
+    async def refused(request: Request, _: Exception) -> Response:
+        only = "only GET /decisions/{application_id}"
+        return _error(405, "method", "method not allowed", only, Allow="GET, HEAD")
+
+    return Starlette(
+        routes=[Route("/{application_id:path}", decisions, methods=["GET"])],
+        exception_handlers={404: unmatched, 405: refused},
+    )
+
+
+class DecisionsRoute:
+    """ASGI middleware handing every ``/decisions/...`` request to the decisions app.
+
+    Not a BentoML mount: a mount's path pattern does not match an id with a newline in it,
+    and BentoML's router then answers a plain-text 404 that /docs.json cannot describe.
+    """
+
+    def __init__(self, app: Any, target: Any) -> None:
+        self.app = app
+        self.target = target
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(f"{PATH}/"):
+            await self.app(scope, receive, send)
+            return
+        rest = path[len(PATH) :]
+        inner = scope | {"path": rest, "raw_path": rest.encode(), "root_path": ""}
+        await self.target(inner, receive, send)

@@ -41,7 +41,7 @@ from service.config import (
     absolute_record_url,
     service_config,
 )
-from service.decisions_api import RecordReader, decisions_app
+from service.decisions_api import DecisionsRoute, RecordReader, decisions_app
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
 from service.probe_guard import ProbeGuard
@@ -117,7 +117,6 @@ def _is_probe(context: bentoml.Context) -> bool:
 
 
 @bentoml.mount_asgi_app(policy_app, path="/policy")
-@bentoml.mount_asgi_app(record_app, path="/decisions")
 @bentoml.service(
     name="fairgate",
     # The worker count comes from outside, never from an import-time environment read:
@@ -333,6 +332,7 @@ DecisionService.add_asgi_middleware(
     refused=_count_refused,
     paths=("/decide", "/decide_batch"),
 )
+DecisionService.add_asgi_middleware(DecisionsRoute, target=record_app)
 DecisionService.add_asgi_middleware(
     RequestGuard,
     max_bytes=_max_body_bytes,
