@@ -29,7 +29,7 @@ from training.pipeline import TrainConfig, run_training
 BENCHFILE = REPO / "loadtests" / "benchfile.py"
 BENCH_SERVICE = "loadtests.bench_service:BenchService"
 START, END = "<!-- fairgate bench: start -->", "<!-- fairgate bench: end -->"
-LOCUST_ROWS = 8  # the rows of the table below, each one Locust run
+LOCUST_ROWS = 9  # the rows of the table below, each one Locust run
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,10 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
     joblib.dump(result.optimizer, naive_model)
     # The servers started here and the prober cycle share one probe token.
     probe_token = new_token()
-    model_env = {"FAIRGATE_MODEL": str(result.tag), "FAIRGATE_PROBE_TOKEN": probe_token}
+    # Every server records (as shipped) into the output directory, never the checkout's
+    # ./fairgate-data; one row runs with the record off, for the comparison.
+    model_env = {"FAIRGATE_MODEL": str(result.tag), "FAIRGATE_PROBE_TOKEN": probe_token,
+                 "FAIRGATE_DATA_DIR": str((config.out / "record").resolve())}  # fmt: skip
     rows: dict[str, Row] = {}
 
     def locust(key: str, label: str, url: str, user: str, *, rate: float = 0.0,
@@ -88,14 +91,15 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
     with running_server(env=model_env | {"FAIRGATE_GC": "default"}) as server:
         locust("decide_default_gc", "(b) /decide, default GC", server.url, "DecideUser")
     with running_server(env=model_env | {"FAIRGATE_GC": "tuned"}) as server:
-        decide = locust("decide", "(b) /decide, tuned GC (as shipped)", server.url, "DecideUser")
+        decide = locust("decide", "(b) /decide, tuned GC, record on (SQLite; as shipped)",
+                        server.url, "DecideUser")  # fmt: skip
         rate = 0.7 * decide.stats.rps / config.users
         before = bucket_counts(server.url, "/decide")
         locust("decide_70", "(b) /decide at 70% of its saturating rate", server.url,
                "DecideUser", rate=rate)  # fmt: skip
         after = bucket_counts(server.url, "/decide")
         server_side = {q: quantile(before, after, q) * 1000 for q in (0.5, 0.95, 0.99)}
-        locust("batch", "/decide_batch, 100 applications per request", server.url,
+        locust("batch", "/decide_batch, 100 applications per request, record on", server.url,
                "BatchUser", per_request=100)  # fmt: skip
         log("prober: one cycle of 1,000 pairs (gender + age band) + income gap on 100")
         client = DecisionClient(server.url, token=probe_token)
@@ -103,6 +107,9 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
         target = fetch_target(client.client, server.url)
         cycle = run_cycle(client, target, ProbeSettings(pairs=1000, gap_sample=100), cycle=0)
         client.close()
+    off = {"FAIRGATE_GC": "tuned", "FAIRGATE_RECORD": "off"}
+    with running_server(env=model_env | off) as server:
+        locust("decide_off", "(b) /decide, tuned GC, record off", server.url, "DecideUser")
     with running_server(workers=2, env=model_env | {"FAIRGATE_GC": "tuned"}) as server:
         locust("decide_2w", "(b) /decide, tuned GC, 2 workers", server.url, "DecideUser")
     log("in-process microbenchmark")
@@ -116,7 +123,7 @@ def render(config: BenchConfig, rows: dict[str, Row], probe_decisions: int,
            server_side: dict[float, float]) -> str:  # fmt: skip
     floor, decide, naive = rows["floor"], rows["decide"], rows["naive"]
     default_gc, at_70, batch = rows["decide_default_gc"], rows["decide_70"], rows["batch"]
-    two = rows["decide_2w"]
+    two, off = rows["decide_2w"], rows["decide_off"]
     table = [
         "| run | requests | failures | req/s | decisions/s | p50 ms | p95 ms | p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -150,6 +157,9 @@ def render(config: BenchConfig, rows: dict[str, Row], probe_decisions: int,
         f"floor with default GC {floor.stats.p99_ms:.0f} ms (target: better, "
         f"{verdict(decide.stats.p99_ms < floor.stats.p99_ms)}); the same /decide with default "
         f"GC: {default_gc.stats.p99_ms:.0f} ms.",
+        f"- /decide with the SQLite record on: **{decide.stats.rps / off.stats.rps:.2f} x** "
+        f"the same service with it off ({decide.stats.rps:,.0f} against {off.stats.rps:,.0f} "
+        f"req/s; target >= 0.8: {verdict(decide.stats.rps >= 0.8 * off.stats.rps)}).",
         f"- /decide_batch of 100: **{batch.decisions_per_second:,.0f} decisions/s** (target "
         f">= 20,000: {verdict(batch.decisions_per_second >= 20_000)}).",
         f"- 2 workers against 1: {two.stats.rps / decide.stats.rps:.2f} x the throughput "
