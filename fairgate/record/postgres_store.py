@@ -18,12 +18,12 @@ from psycopg.types.string import TextLoader
 from fairgate.record.entry import StoredRecord, format_time
 from fairgate.record.store import (
     HEAD_TABLE,
-    MARK_PRUNE,
     PRUNE_TABLE,
     QUOTED,
     TABLE,
     RecordStore,
     RecordStoreError,
+    prune_chains,
 )
 from fairgate.record.verify import Head, PruneMark, VerifyReport, verify_chains
 
@@ -137,42 +137,27 @@ class PostgresStore(RecordStore):
             cursor.execute(MOVE_HEAD, (last.writer_id, last.seq, last.hash))
 
     def head(self, writer_id: str) -> Head | None:
-        found = self._conn().execute(
-            f'SELECT "last_seq", "last_hash" FROM {HEAD_TABLE} WHERE "writer_id" = %s',
-            (writer_id,),
-        ).fetchone()
+        found = (
+            self._conn()
+            .execute(
+                f'SELECT "last_seq", "last_hash" FROM {HEAD_TABLE} WHERE "writer_id" = %s',
+                (writer_id,),
+            )
+            .fetchone()
+        )
         return None if found is None else Head(*found)
 
     def _prune_before(self, cutoff: str, now: str) -> int:
         conn = self._conn()
-        removed = 0
         with conn.transaction():
-            ends = conn.execute(
-                f'SELECT "writer_id", MAX("seq") FROM {TABLE} WHERE "time" < %s '
-                'GROUP BY "writer_id"',
-                (cutoff,),
-            ).fetchall()
-            for writer_id, through in ends:
-                (through_hash,) = conn.execute(
-                    f'SELECT "hash" FROM {TABLE} WHERE "writer_id" = %s AND "seq" = %s',
-                    (writer_id, through),
-                ).fetchone()
-                removed += conn.execute(
-                    f'DELETE FROM {TABLE} WHERE "writer_id" = %s AND "seq" <= %s',
-                    (writer_id, through),
-                ).rowcount
-                conn.execute(
-                    MARK_PRUNE.format(p="%s"),
-                    (writer_id, through, through_hash, cutoff, now),
-                )
-        return removed
+            return prune_chains(conn, "%s", cutoff, now)
 
     def decisions_for(self, application_id: str, limit: int | None = None) -> list[StoredRecord]:
-        rows = self._conn().execute(
-            f'{SELECT} WHERE "application_id" = %s ORDER BY "time" DESC, "writer_id", "seq" DESC'
-            " LIMIT %s",
-            (application_id, limit),
-        ).fetchall()
+        query = (
+            f'{SELECT} WHERE "application_id" = %s '
+            'ORDER BY "time" DESC, "writer_id", "seq" DESC LIMIT %s'
+        )
+        rows = self._conn().execute(query, (application_id, limit)).fetchall()
         return [_row(row) for row in rows]
 
     def _rows_between(self, since: str, until: str) -> Iterator[StoredRecord]:
@@ -196,9 +181,7 @@ class PostgresStore(RecordStore):
             conn.autocommit = False
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with conn.transaction():
-                heads = {
-                    w: Head(s, h) for w, s, h in conn.execute(f"SELECT * FROM {HEAD_TABLE}")
-                }
+                heads = {w: Head(s, h) for w, s, h in conn.execute(f"SELECT * FROM {HEAD_TABLE}")}
                 marks = {
                     w: PruneMark(s, h)
                     for w, s, h in conn.execute(
@@ -209,4 +192,3 @@ class PostgresStore(RecordStore):
                     cursor.itersize = 5_000
                     cursor.execute(f'{SELECT} ORDER BY "writer_id", "seq"')
                     return verify_chains((_row(r) for r in cursor), heads, marks)
-

@@ -17,12 +17,12 @@ from typing import Any
 from fairgate.record.entry import StoredRecord
 from fairgate.record.store import (
     HEAD_TABLE,
-    MARK_PRUNE,
     PRUNE_TABLE,
     QUOTED,
     TABLE,
     RecordStore,
     RecordStoreError,
+    prune_chains,
 )
 from fairgate.record.verify import Head, PruneMark, VerifyReport, verify_chains
 
@@ -87,9 +87,12 @@ class SqliteStore(RecordStore):
             if not self.path.is_file():
                 where = self.path.resolve()
                 raise RecordStoreError(f"no decision record at {where} (no such file)")
-            if self._conn().execute(
-                "SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)
-            ).fetchone() is None:
+            if (
+                self._conn()
+                .execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,))
+                .fetchone()
+                is None
+            ):
                 self.close()
                 raise RecordStoreError(f"{self.path} holds no decision record")
             return
@@ -122,35 +125,21 @@ class SqliteStore(RecordStore):
             raise
 
     def head(self, writer_id: str) -> Head | None:
-        found = self._conn().execute(
-            f'SELECT "last_seq", "last_hash" FROM {HEAD_TABLE} WHERE "writer_id" = ?',
-            (writer_id,),
-        ).fetchone()
+        found = (
+            self._conn()
+            .execute(
+                f'SELECT "last_seq", "last_hash" FROM {HEAD_TABLE} WHERE "writer_id" = ?',
+                (writer_id,),
+            )
+            .fetchone()
+        )
         return None if found is None else Head(*found)
 
     def _prune_before(self, cutoff: str, now: str) -> int:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            removed = 0
-            ends = conn.execute(
-                f'SELECT "writer_id", MAX("seq") FROM {TABLE} WHERE "time" < ? '
-                'GROUP BY "writer_id"',
-                (cutoff,),
-            ).fetchall()
-            for writer_id, through in ends:
-                (through_hash,) = conn.execute(
-                    f'SELECT "hash" FROM {TABLE} WHERE "writer_id" = ? AND "seq" = ?',
-                    (writer_id, through),
-                ).fetchone()
-                removed += conn.execute(
-                    f'DELETE FROM {TABLE} WHERE "writer_id" = ? AND "seq" <= ?',
-                    (writer_id, through),
-                ).rowcount
-                conn.execute(
-                    MARK_PRUNE.format(p="?"),
-                    (writer_id, through, through_hash, cutoff, now),
-                )
+            removed = prune_chains(conn, "?", cutoff, now)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -33,6 +33,28 @@ MARK_PRUNE = (
 QUOTED = ", ".join(f'"{name}"' for name in COLUMNS)  # "group" and "time" are SQL words
 
 
+def prune_chains(conn: Any, p: str, cutoff: str, now: str) -> int:
+    """Remove each writer's rows older than ``cutoff`` and move its prune mark, inside the
+    caller's transaction (``conn``: a DB-API connection whose ``execute`` returns a cursor;
+    ``p``: the driver's placeholder). Returns the number of rows removed."""
+    removed = 0
+    ends = conn.execute(
+        f'SELECT "writer_id", MAX("seq") FROM {TABLE} WHERE "time" < {p} GROUP BY "writer_id"',
+        (cutoff,),
+    ).fetchall()
+    for writer_id, through in ends:
+        (through_hash,) = conn.execute(
+            f'SELECT "hash" FROM {TABLE} WHERE "writer_id" = {p} AND "seq" = {p}',
+            (writer_id, through),
+        ).fetchone()
+        removed += conn.execute(
+            f'DELETE FROM {TABLE} WHERE "writer_id" = {p} AND "seq" <= {p}',
+            (writer_id, through),
+        ).rowcount
+        conn.execute(MARK_PRUNE.format(p=p), (writer_id, through, through_hash, cutoff, now))
+    return removed
+
+
 class RecordStoreError(RuntimeError):
     """The store is not there (``create=False`` and no record at that URL)."""
 
