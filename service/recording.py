@@ -19,7 +19,8 @@ from typing import Any, Final
 from starlette.responses import Response
 
 from fairgate.decider import Decisions
-from fairgate.record import Record, RecordUnavailable, RecordWriter, open_record
+from fairgate.record import Record, RecordUnavailable, RecordWriter, open_record, parse_record_url
+from fairgate.record.loop_writer import LOOP_BUSY_TIMEOUT, LoopWriter
 
 UNAVAILABLE: Final[str] = "decision record unavailable"
 
@@ -29,7 +30,7 @@ class DecisionRecorder:
 
     def __init__(
         self,
-        writer: RecordWriter,
+        writer: RecordWriter | LoopWriter,
         *,
         id_field: str,
         rule_names: Sequence[str],
@@ -44,7 +45,12 @@ class DecisionRecorder:
 
     @classmethod
     def open(cls, url: str, **names: Any) -> DecisionRecorder:
-        """A recorder whose writer thread is running on the store ``url`` names."""
+        """A recorder writing to the store ``url`` names: a SQLite file commits in the event
+        loop's thread (``LoopWriter``), PostgreSQL from a thread of its own (a round trip
+        over the network must not hold up the loop)."""
+        if parse_record_url(url).backend == "sqlite":
+            store = open_record(url, busy_timeout=LOOP_BUSY_TIMEOUT)
+            return cls(LoopWriter(store).start(), **names)
         return cls(RecordWriter(open_record(url)).start(), **names)
 
     def records(

@@ -28,8 +28,9 @@ from fairgate.record.entry import GENESIS, Record, link, prepare
 from fairgate.record.store import RecordStore
 
 log = logging.getLogger("fairgate.record")
-# One caller's prepared records (``entry.prepare``) and the future its append waits on.
-Pending = tuple[list[tuple[Any, ...]], Future[None]]
+# One caller's prepared records (``entry.prepare``) and the future its append waits on
+# (a thread's ``concurrent.futures.Future`` or an event loop's ``asyncio.Future``).
+Pending = tuple[list[tuple[Any, ...]], Any]
 
 
 class RecordUnavailable(RuntimeError):
@@ -45,11 +46,11 @@ def new_writer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-class RecordWriter:
-    """Appends records to ``store`` with group commit, from a background thread.
+class GroupCommit:
+    """What every writer shares: one hash chain, the store's transactions, the down state.
 
-    >>> writer = RecordWriter(open_record("sqlite:///record.sqlite")).start()  # doctest: +SKIP
-    >>> await writer.append([record])  # returns once committed  # doctest: +SKIP
+    A subclass decides where transactions run (``RecordWriter``: a thread of its own;
+    ``LoopWriter``: the event loop's thread) and feeds ``_write`` batches of pending records.
     """
 
     def __init__(
@@ -66,16 +67,76 @@ class RecordWriter:
         self.max_batch = max_batch
         self.retry_after = retry_after
         self._clock = clock
-        self._pending: list[Pending] = []
-        self._wake = threading.Condition()
-        self._closing = False
-        self._thread: threading.Thread | None = None
         self._down_until = 0.0
         self._down_reason = ""
         self._seq = 0
         self._hash = GENESIS
         self._synced = False  # the chain's end is read from the store before the first commit
         self.commits = 0  # transactions committed (the bench reports records per commit)
+
+    def _refusal(self) -> RecordUnavailable | None:
+        """The error for a new append while the store is down (no attempt is made)."""
+        remaining = self._down_until - self._clock()
+        return RecordUnavailable(self._down_reason, remaining) if remaining > 0 else None
+
+    def _write(self, batch: Sequence[Pending]) -> None:
+        if not batch:
+            return
+        refused = self._refusal()
+        if refused is not None:  # queued just before a failure: refuse without a new attempt
+            for _, future in batch:
+                future.set_exception(refused)
+            return
+        try:
+            self._commit([record for records, _ in batch for record in records])
+        except Exception as cause:
+            self._fail(batch, cause)
+        else:
+            for _, future in batch:
+                future.set_result(None)
+
+    def _commit(self, records: list[tuple[Any, ...]]) -> None:
+        if not self._synced:
+            # After a failed commit its outcome is unknown (the connection may have dropped
+            # after COMMIT reached the server): the head, moved in the same transaction, says.
+            head = self.store.head(self.writer_id)
+            self._seq, self._hash = (0, GENESIS) if head is None else head
+            self._synced = True
+        rows = link(records, self.writer_id, self._seq, self._hash)
+        self.store.append(rows)
+        self._seq, self._hash = rows[-1].seq, rows[-1].hash
+        self.commits += 1
+
+    def _fail(self, batch: Sequence[Pending], cause: Exception) -> None:
+        self._synced = False
+        self.store.reset()
+        reason = f"the decision record store is unavailable ({type(cause).__name__}: {cause})"
+        self._down_reason = reason.strip()
+        self._down_until = self._clock() + self.retry_after
+        log.warning("record commit failed, refusing records for %.1fs: %s",
+                    self.retry_after, self._down_reason)  # fmt: skip
+        error = RecordUnavailable(self._down_reason, self.retry_after)
+        error.__cause__ = cause
+        for _, future in batch:
+            future.set_exception(error)
+
+
+class RecordWriter(GroupCommit):
+    """Appends records to ``store`` with group commit, from a background thread.
+
+    For a store across the network (PostgreSQL): a commit's round trip must not hold up the
+    event loop. A local SQLite file is better served by ``LoopWriter``.
+
+    >>> writer = RecordWriter(open_record("postgresql://...")).start()  # doctest: +SKIP
+    >>> await writer.append([record])  # returns once committed  # doctest: +SKIP
+    """
+
+    def __init__(self, store: RecordStore, **options: Any) -> None:
+        super().__init__(store, **options)
+        self._pending: list[Pending] = []
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
 
     def start(self) -> RecordWriter:
         self._thread = threading.Thread(target=self._run, name="fairgate-record", daemon=True)
@@ -95,9 +156,9 @@ class RecordWriter:
         if self._thread is None or self._closing:
             future.set_exception(RecordUnavailable("the record writer is not running", 1.0))
             return future
-        remaining = self._down_until - self._clock()
-        if remaining > 0:
-            future.set_exception(RecordUnavailable(self._down_reason, remaining))
+        refused = self._refusal()
+        if refused is not None:
+            future.set_exception(refused)
             return future
         with self._wake:
             self._pending.append((prepared, future))
@@ -151,48 +212,6 @@ class RecordWriter:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(RecordUnavailable("record writer error", 1.0))
-
-    def _write(self, batch: list[Pending]) -> None:
-        if not batch:
-            return
-        remaining = self._down_until - self._clock()
-        if remaining > 0:  # queued just before a failure: refuse without a new attempt
-            error = RecordUnavailable(self._down_reason, remaining)
-            for _, future in batch:
-                future.set_exception(error)
-            return
-        try:
-            self._commit([record for records, _ in batch for record in records])
-        except Exception as cause:
-            self._fail(batch, cause)
-        else:
-            for _, future in batch:
-                future.set_result(None)
-
-    def _commit(self, records: list[tuple[Any, ...]]) -> None:
-        if not self._synced:
-            # After a failed commit its outcome is unknown (the connection may have dropped
-            # after COMMIT reached the server): the head, moved in the same transaction, says.
-            head = self.store.head(self.writer_id)
-            self._seq, self._hash = (0, GENESIS) if head is None else head
-            self._synced = True
-        rows = link(records, self.writer_id, self._seq, self._hash)
-        self.store.append(rows)
-        self._seq, self._hash = rows[-1].seq, rows[-1].hash
-        self.commits += 1
-
-    def _fail(self, batch: list[Pending], cause: Exception) -> None:
-        self._synced = False
-        self.store.reset()
-        reason = f"the decision record store is unavailable ({type(cause).__name__}: {cause})"
-        self._down_reason = reason.strip()
-        self._down_until = self._clock() + self.retry_after
-        log.warning("record commit failed, refusing records for %.1fs: %s",
-                    self.retry_after, self._down_reason)  # fmt: skip
-        error = RecordUnavailable(self._down_reason, self.retry_after)
-        error.__cause__ = cause
-        for _, future in batch:
-            future.set_exception(error)
 
 
 def utc_now() -> datetime:
