@@ -14,10 +14,11 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import bentoml
 import numpy as np
+import orjson
 from pydantic import Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,7 +34,7 @@ from fairgate.probe_auth import PROBE_HEADER, claims_probe
 from fairgate.record import RecordUnavailable, open_record
 from fairgate.record.store import store_errors
 from fairgate.schema import MAX_BATCH
-from service.api_models import BatchDecision, Decision, PolicyView, Reason
+from service.api_models import BatchDecision, Decision, PolicyView
 from service.config import (
     DEFAULT_MAX_BODY_BYTES,
     ConfigError,
@@ -109,6 +110,10 @@ def _check_worker_count(config: ServiceConfig) -> None:
                 f"{config.workers}}}}}}}'"
             ]
         )
+
+
+def _json(body: Any) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _is_probe(context: bentoml.Context) -> bool:
@@ -231,7 +236,7 @@ class DecisionService:
 
     async def _decide(
         self, applicants: Sequence[Applicant], probe: bool, ctx: bentoml.Context
-    ) -> list[Decision] | Response:
+    ) -> list[dict[str, Any]] | Response:
         result = self.decider.decide(applicants)
         if self.recorder is not None:
             try:
@@ -245,29 +250,33 @@ class DecisionService:
         names, texts = self.decider.rule_names, self.decider.rule_texts
         # The contract names its id field; the response always calls it application_id.
         id_field = self.decider.contract.id_field.name
+        # Plain dicts in ``Decision``'s field order, serialized once by orjson: building a
+        # pydantic model per decision and BentoML's serialization of it cost ~14 us per
+        # decision (half of /decide_batch's time). The annotations still say ``Decision``
+        # (the OpenAPI document), and the tests check responses against that schema.
         return [
-            Decision.model_construct(
-                application_id=getattr(a, id_field),
-                decision="approve" if ok else "deny",
-                approved=bool(ok),
-                score=float(s),
-                approval_probability=float(p),
-                group=g,
-                rule=names[i],
-                rule_text=texts[i],
-                policy_version=self.policy_version,
-                policy_mode=self.policy_mode,
-                model_version=self.model_version,
-                probe=probe,
-                reasons=[Reason.model_construct(code=r.code, text=r.text) for r in why],
-            )
+            {
+                "application_id": getattr(a, id_field),
+                "decision": "approve" if ok else "deny",
+                "approved": ok,
+                "score": s,
+                "approval_probability": p,
+                "group": g,
+                "rule": names[i],
+                "rule_text": texts[i],
+                "policy_version": self.policy_version,
+                "policy_mode": self.policy_mode,
+                "model_version": self.model_version,
+                "probe": probe,
+                "reasons": [{"code": r.code, "text": r.text} for r in why],
+            }
             for a, ok, s, p, g, i, why in zip(
                 applicants,
-                result.approved,
-                result.score,
-                result.probability,
-                result.group,
-                result.rule_index,
+                result.approved.tolist(),
+                result.score.tolist(),
+                result.probability.tolist(),
+                result.group.tolist(),
+                result.rule_index.tolist(),
                 result.reasons,
                 strict=True,
             )
@@ -311,7 +320,9 @@ class DecisionService:
     async def decide(self, application: Applicant, /, ctx: bentoml.Context) -> Decision:
         """Decide one application. Send ``X-Fairgate-Probe: 1`` to mark a probe."""
         decided = await self._decide([application], _is_probe(ctx), ctx)
-        return decided if isinstance(decided, Response) else decided[0]  # type: ignore[return-value]
+        if isinstance(decided, Response):
+            return decided  # type: ignore[return-value]
+        return _json(decided[0])  # type: ignore[return-value]
 
     @bentoml.api(route="/decide_batch")
     async def decide_batch(
@@ -323,7 +334,7 @@ class DecisionService:
         decisions = await self._decide(applications, _is_probe(ctx), ctx)
         if isinstance(decisions, Response):
             return decisions  # type: ignore[return-value]
-        return BatchDecision.model_construct(count=len(decisions), decisions=decisions)
+        return _json({"count": len(decisions), "decisions": decisions})  # type: ignore[return-value]
 
 
 DecisionService.add_asgi_middleware(
