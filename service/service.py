@@ -198,6 +198,7 @@ class DecisionService:
             config.record_read_token,
         )
         self.metrics: ServiceMetrics = create_metrics()
+        self._children: dict[tuple[bool, str, str], Any] = {}
         _metrics["worker"] = self.metrics
         for reason in ("no_token_configured", "bad_token"):
             self.metrics.probe_refused.labels(reason)
@@ -293,7 +294,11 @@ class DecisionService:
         counter = self.metrics.probe_decisions if probe else self.metrics.decisions
         if len(groups) == 1:  # the common case, without numpy's per-call overhead
             outcome = "approve" if approved[0] else "deny"
-            counter.labels(self.attribute, groups[0], outcome).inc()
+            key = (probe, groups[0], outcome)
+            child = self._children.get(key)
+            if child is None:  # labels() takes a lock and builds a key on every call
+                child = self._children[key] = counter.labels(self.attribute, groups[0], outcome)
+            child.inc()
             if unseen[0]:
                 traffic = "probe" if probe else "live"
                 self.metrics.unseen_groups.labels(self.attribute, groups[0], traffic).inc()
