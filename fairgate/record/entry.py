@@ -139,38 +139,63 @@ def _finite(value: Any, name: str) -> float:
     return number
 
 
+def encode(
+    time_text: str,
+    application_id: str,
+    request: Mapping[str, Any] | str,
+    score: float,
+    group: str,
+    rule: str,
+    draw: float | None,
+    approval_probability: float,
+    decision: str,
+    reasons: Sequence[Mapping[str, str]],
+    model_version: str,
+    policy_version: str,
+    probe: bool,
+) -> tuple[Any, ...]:
+    """One record's data columns after ``writer_id`` and ``seq``, checked and encoded.
+
+    The one encoding of a record: ``prepare`` calls it for ``Record`` objects and the service
+    (``service/recording.py``) for its decisions directly, without a ``Record`` in between.
+    ``time_text`` is ``format_time(time)``; ``request`` a mapping (encoded here, keys sorted)
+    or JSON text, stored and hashed as given.
+    """
+    return (
+        time_text,
+        str(application_id),
+        request if isinstance(request, str) else to_json(request),
+        _finite(score, "score"),
+        str(group),
+        str(rule),
+        None if draw is None else _finite(draw, "draw"),
+        _finite(approval_probability, "approval_probability"),
+        str(decision),
+        to_json(reasons) if reasons else "[]",
+        str(model_version),
+        str(policy_version),
+        bool(probe),
+    )
+
+
 def prepare(records: Iterable[Record]) -> list[tuple[Any, ...]]:
-    """The data columns after ``writer_id`` and ``seq`` of each record, checked and encoded.
+    """The data columns after ``writer_id`` and ``seq`` of each record (``encode``).
 
     Done in the caller's thread (``RecordWriter.append``), so a malformed record (a naive
     time, a NaN score, a request JSON cannot encode) fails its own caller with ValueError or
-    TypeError, not a whole transaction of other callers' records. ``record.request`` may be
-    a mapping (encoded here, keys sorted) or JSON text, stored and hashed as given.
+    TypeError, not a whole transaction of other callers' records.
     """
     prepared = []
     append = prepared.append
     # The records of one request share their time: format each distinct instant once.
     last_time: datetime | None = None
     time_text = ""
-    for record in records:
-        if record.time is not last_time:
-            last_time, time_text = record.time, format_time(record.time)
-        request, reasons, draw = record.request, record.reasons, record.draw
-        append((
-            time_text,
-            str(record.application_id),
-            request if isinstance(request, str) else to_json(request),
-            _finite(record.score, "score"),
-            str(record.group),
-            str(record.rule),
-            None if draw is None else _finite(draw, "draw"),
-            _finite(record.approval_probability, "approval_probability"),
-            str(record.decision),
-            to_json(reasons) if reasons else "[]",
-            str(record.model_version),
-            str(record.policy_version),
-            bool(record.probe),
-        ))  # fmt: skip
+    for r in records:
+        if r.time is not last_time:
+            last_time, time_text = r.time, format_time(r.time)
+        append(encode(time_text, r.application_id, r.request, r.score, r.group, r.rule, r.draw,
+                      r.approval_probability, r.decision, r.reasons, r.model_version,
+                      r.policy_version, r.probe))  # fmt: skip
     return prepared
 
 

@@ -56,7 +56,10 @@ class LoopWriter(GroupCommit):
 
         A malformed record raises ValueError or TypeError here, before anything is queued.
         """
-        prepared = prepare(records)
+        await self.append_prepared(prepare(records))
+
+    async def append_prepared(self, prepared: list[tuple[Any, ...]]) -> None:
+        """``append`` for records already encoded (``entry.encode``)."""
         if not prepared:
             return
         if not self._running:

@@ -148,7 +148,9 @@ class RecordWriter(GroupCommit):
 
         A malformed record raises ValueError or TypeError here, before anything is queued.
         """
-        prepared = prepare(records)
+        return self._submit(prepare(records))
+
+    def _submit(self, prepared: list[tuple[Any, ...]]) -> Future[None]:
         future: Future[None] = Future()
         if not prepared:
             future.set_result(None)
@@ -168,6 +170,10 @@ class RecordWriter(GroupCommit):
     async def append(self, records: Sequence[Record]) -> None:
         """Append and wait for the commit; raises ``RecordUnavailable`` if the store failed."""
         await asyncio.wrap_future(self.submit(records))
+
+    async def append_prepared(self, prepared: list[tuple[Any, ...]]) -> None:
+        """``append`` for records already encoded (``entry.encode``)."""
+        await asyncio.wrap_future(self._submit(prepared))
 
     def append_sync(self, records: Sequence[Record], timeout: float | None = None) -> None:
         self.submit(records).result(timeout)
