@@ -83,6 +83,15 @@ class ContractFeatures:
         self.names = tuple(names)
         self.monotonic_constraints = monotone
         self._parts_list = parts
+        # Where each part's output goes: one column, or a one-hot block of columns.
+        widths = [len(feature_columns(contract, f)) if f.transform == "one_hot" else 1
+                  for f in self.features]  # fmt: skip
+        starts = np.cumsum([0, *widths])
+        self._slices = [
+            start if width == 1 and f.transform != "one_hot" else slice(start, start + width)
+            for start, width, f in zip(starts[:-1].tolist(), widths, self.features, strict=True)
+        ]
+        self._rows_from = next(iter(self.input_fields), "")
 
     def _parts(self, feature: Feature, columns: tuple[str, ...]) -> list[Column]:
         field = feature.field or ""
@@ -103,7 +112,13 @@ class ContractFeatures:
 
     def build(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """The float64 matrix, one row per applicant, columns in ``names`` order."""
-        return np.column_stack([part(columns) for part in self._parts_list])
+        rows = len(columns[self._rows_from])
+        matrix = np.empty((rows, len(self.names)))
+        # Each part written into its own slice: ``np.column_stack`` reshapes and copies
+        # every part first, the larger share of a single application's build.
+        for part, where in zip(self._parts_list, self._slices, strict=True):
+            matrix[:, where] = part(columns)
+        return matrix
 
 
 def attribute_column(
@@ -147,13 +162,20 @@ class RequestColumns:
     def __init__(self, contract: Contract) -> None:
         self.names = contract.field_names
         self._row = itemgetter(*self.names)
-        self._numeric = frozenset(i for i, f in enumerate(contract.fields) if f.numeric)
+        numeric = [i for i, f in enumerate(contract.fields) if f.numeric]
+        self._numeric = np.array(numeric, dtype=np.intp)
+        # (name, row of the numeric block or None, column of the object table), field order.
+        self._where = [
+            (name, numeric.index(i) if i in numeric else None, i)
+            for i, name in enumerate(self.names)
+        ]
 
     def __call__(self, requests: Sequence[Any]) -> dict[str, np.ndarray]:
         width = len(self.names)
         table = np.array([self._row(r.__dict__) for r in requests], dtype=object)
         table = table.reshape(len(requests), width)
+        # Every numeric field converted in one call; each column is a row of that block.
+        numbers = table[:, self._numeric].T.astype(np.float64, order="C")
         return {
-            name: table[:, i].astype(np.float64) if i in self._numeric else table[:, i]
-            for i, name in enumerate(self.names)
+            name: table[:, i] if row is None else numbers[row] for name, row, i in self._where
         }

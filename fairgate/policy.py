@@ -68,6 +68,10 @@ class GroupRule:
         return f"P(approve) = {text}"
 
 
+def _sign(operator: Operator) -> float:
+    return 1.0 if operator == ">" else -1.0
+
+
 def _encode_float(value: float) -> float | str:
     # JSON has no infinities; fairlearn's thresholds often are +-inf.
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
@@ -102,18 +106,29 @@ class ThresholdPolicy:
         # Column arrays, one entry per group plus the unseen rule last: decide() then
         # needs only numpy gathers, no Python loop over applications.
         object.__setattr__(self, "_groups", {g: i for i, g in enumerate(groups)})
+        # One row per rule, gathered once per call: ``score < t`` is written as
+        # ``-score > -t`` (negation is exact), so both operators are one comparison.
         object.__setattr__(
             self,
-            "_table",
-            {
-                name: np.array([getattr(rule, name) for rule in table])
-                for name in ("p0", "threshold0", "p1", "threshold1", "p_ignore", "constant")
-            }
-            | {
-                "gt0": np.array([rule.operator0 == ">" for rule in table]),
-                "gt1": np.array([rule.operator1 == ">" for rule in table]),
-            },
+            "_rows",
+            np.array(
+                [
+                    (
+                        rule.p0,
+                        _sign(rule.operator0),
+                        _sign(rule.operator0) * rule.threshold0,
+                        rule.p1,
+                        _sign(rule.operator1),
+                        _sign(rule.operator1) * rule.threshold1,
+                        rule.p_ignore,
+                        rule.constant,
+                    )
+                    for rule in table
+                ],
+                dtype=np.float64,
+            ),
         )
+        object.__setattr__(self, "_randomized", any(rule.randomized for rule in table))
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -223,20 +238,13 @@ class ThresholdPolicy:
     ) -> np.ndarray:
         """P(approve) per row; equals ``ThresholdOptimizer._pmf_predict(...)[:, 1]``."""
         index = self.group_index(groups) if index is None else index
-        t = self._table
-        hit0 = np.where(
-            t["gt0"][index], scores > t["threshold0"][index], scores < t["threshold0"][index]
-        )
-        hit1 = np.where(
-            t["gt1"][index], scores > t["threshold1"][index], scores < t["threshold1"][index]
-        )
-        mixed = t["p0"][index] * hit0 + t["p1"][index] * hit1
-        p_ignore = t["p_ignore"][index]
-        return p_ignore * t["constant"][index] + (1 - p_ignore) * mixed
+        p0, sign0, t0, p1, sign1, t1, p_ignore, constant = self._rows[index].T
+        mixed = p0 * (sign0 * scores > t0) + p1 * (sign1 * scores > t1)
+        return p_ignore * constant + (1 - p_ignore) * mixed
 
     @property
     def randomized(self) -> bool:
-        return any(rule.randomized for rule in (*self.rules.values(), self.unseen))
+        return self._randomized  # type: ignore[attr-defined, no-any-return]
 
     def decide(
         self,
@@ -266,13 +274,13 @@ class ThresholdPolicy:
         a rule with none (always or never approve) is infinitely far. The prober and the
         recorded boundary population use it to tell applicants near a decision from the rest.
         """
-        index = self.group_index(groups)
-        t = self._table
-        near = np.full(len(index), np.inf)
-        for p, threshold in (("p0", "threshold0"), ("p1", "threshold1")):
-            live = (t[p][index] > 0) & np.isfinite(t[threshold][index])
-            gap = np.abs(np.asarray(scores, dtype=np.float64) - t[threshold][index])
-            near = np.where(live, np.minimum(near, gap), near)
+        rows = self._rows[self.group_index(groups)]
+        scores = np.asarray(scores, dtype=np.float64)
+        near = np.full(len(rows), np.inf)
+        for p, sign, signed in ((0, 1, 2), (3, 4, 5)):
+            threshold = rows[:, sign] * rows[:, signed]  # the threshold itself (sign * sign = 1)
+            live = (rows[:, p] > 0) & np.isfinite(threshold)
+            near = np.where(live, np.minimum(near, np.abs(scores - threshold)), near)
         return near
 
     def rule_name(self, index: int) -> str:
