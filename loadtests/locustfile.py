@@ -23,6 +23,7 @@ import os
 from locust import FastHttpUser, constant, constant_throughput, events, task
 
 from fairgate.probe_auth import PROBE_HEADER, PROBE_TOKEN_HEADER
+from loadtests.answers import log_answers
 from loadtests.pool import pool_for
 
 _user_numbers = itertools.count()
@@ -30,6 +31,9 @@ _user_numbers = itertools.count()
 _RATE = float(os.environ.get("FAIRGATE_LOAD_RATE", "0"))
 # The probe pairs carry the service's token, as the prober does (FAIRGATE_PROBE_TOKEN).
 _PROBE_HEADERS = {PROBE_HEADER: "1", PROBE_TOKEN_HEADER: os.environ.get("FAIRGATE_PROBE_TOKEN", "")}
+# FAIRGATE_LOAD_ANSWERS: a file that gets every answer's status and application ids (the soak
+# checks each 200 has its record).
+log_answers(events)
 
 
 @events.test_start.add_listener

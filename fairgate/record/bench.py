@@ -6,7 +6,7 @@ For each backend and batch size (1: ``/decide``; 1000: a full ``/decide_batch``)
 ``--concurrency`` asyncio tasks await ``writer.append`` in a loop, as concurrent requests of
 one service worker do. Then, without the writer, one transaction of 1,000 rows per insert
 method (the comparison behind the backend choices in docs/record.md), and the cost of
-building a chained row (JSON and SHA-256) alone. ``python -m tests.postgres`` runs it with a
+building a chained row (JSON and SHA-256) alone. ``python -m loadtests.postgres`` runs it with a
 throwaway PostgreSQL server.
 """
 
