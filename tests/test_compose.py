@@ -152,3 +152,18 @@ def test_service_and_prober_share_one_generated_probe_token(tmp_path):
     again = CliRunner().invoke(app, [*made[:-1], str(target)])
     assert again.exit_code == 0 and "kept" in again.output
     assert token_from_env({"FAIRGATE_PROBE_TOKEN_FILE": str(target)}) == token
+
+
+def test_the_decision_record_is_on_a_named_volume():
+    # Records must outlive the container: the service's data directory is a named volume,
+    # declared at the top level, and nothing overrides the record's location elsewhere.
+    service = SERVICES["service"]
+    data_dir = service["environment"]["FAIRGATE_DATA_DIR"]
+    named = {
+        container: host
+        for host, container in (v.split(":")[:2] for v in service["volumes"])
+        if not host.startswith(("./", "/"))
+    }
+    assert named.get(data_dir) in COMPOSE["volumes"]
+    assert "FAIRGATE_RECORD_URL" not in service["environment"]
+    assert "FAIRGATE_RECORD" not in service["environment"]
