@@ -99,6 +99,8 @@ class Explainer:
         for j, block in enumerate(blocks):
             self._sum[block.columns, j] = 1.0
         self._first = np.array([b.columns[0] for b in blocks], dtype=np.intp)
+        # Occlusion (gradient boosting): row j of the mask marks block j's columns.
+        self._occlude = self._sum.T.astype(bool)
         self._fields = {j: b.feature.field or "" for j, b in enumerate(blocks) if b.values}
         self._fixed = [self._fixed_reasons(b) for b in blocks]
         self._by_value: dict[tuple[int, str], Reason] = {}
@@ -126,11 +128,11 @@ class Explainer:
         if self._weights is not None:
             return ((matrix - self.reference) * self._weights) @ self._sum
         rows, k = matrix.shape[0], len(self.blocks)
-        occluded = np.repeat(matrix, k, axis=0)
-        for j, block in enumerate(self.blocks):
-            occluded[j::k][:, block.columns] = self.reference[block.columns]
+        # (rows, k, columns): row i with block j's columns set to the reference, in one
+        # np.where against the precomputed (k, columns) mask.
+        occluded = np.where(self._occlude, self.reference, matrix[:, None, :])
         base = self.scorer.score(matrix) if scores is None else scores
-        return base[:, None] - self.scorer.score(occluded).reshape(rows, k)
+        return base[:, None] - self.scorer.score(occluded.reshape(rows * k, -1)).reshape(rows, k)
 
     def explain(
         self,

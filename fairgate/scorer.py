@@ -86,15 +86,25 @@ class TreeScorer:
         self.baseline = baseline
         self.depth = depth
         self._steps = int(depth[0])
+        # Both children of node i at 2i (right) and 2i + 1 (left): one step is then
+        # ``next = children[2 * node + (x <= threshold)]``, flat ``take``s only (a third
+        # fewer array operations than gathering left and right and choosing with np.where).
+        self._children = np.empty(2 * len(left), dtype=np.intp)
+        self._children[0::2], self._children[1::2] = right, left
+        self._feature = np.asarray(feature, dtype=np.intp)
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        n = features.shape[0]
-        node = np.broadcast_to(self.roots, (n, self.roots.size)).copy()
-        rows = np.arange(n)[:, None]
+        n, width = features.shape
+        trees = self.roots.size
+        flat = np.ascontiguousarray(features, dtype=np.float64).ravel()
+        # (row, tree) walks laid out row by row; ``offset`` is each walk's row start in flat.
+        node = np.tile(self.roots, n)
+        offset = np.repeat(np.arange(0, n * width, width), trees)
         for _ in range(self._steps):
-            x = features[rows, self.feature[node]]
-            node = np.where(x <= self.threshold[node], self.left[node], self.right[node])
-        leaf_values = self.value[node]
+            # NaN compares False, so it goes right, as it did with np.where(x <= t, ...).
+            left = flat.take(self._feature.take(node) + offset) <= self.threshold.take(node)
+            node = self._children.take(2 * node + left)
+        leaf_values = self.value.take(node).reshape(n, trees)
         raw = np.empty((n, leaf_values.shape[1] + 1))
         raw[:, 0] = self.baseline[0]
         raw[:, 1:] = leaf_values
