@@ -213,3 +213,14 @@ def test_bench_results_go_to_the_output_dir_and_the_doc_only_when_asked(tmp_path
         "# Benchmarks\n\nintro\n\n<!-- fairgate bench: start -->\nnew\n"
         "<!-- fairgate bench: end -->\n\nafter\n"
     )
+
+
+def test_a_bench_row_of_rounds_is_all_its_rounds_together():
+    from loadtests.bench import Row
+    from loadtests.slo import RunStats
+
+    rounds = (RunStats("r", 100, 0, 10.0, 1, 2, 3), RunStats("r", 300, 1, 30.0, 4, 5, 6),
+              RunStats("r", 200, 0, 20.0, 7, 8, 9))  # fmt: skip
+    # Equal rounds: 600 requests in 3 x 10 s = 20 req/s; latencies of the round at 20 req/s.
+    assert Row("r", rounds).stats == RunStats("r", 600, 1, 20.0, 7, 8, 9)
+    assert Row("r", rounds[:1]).stats == rounds[0]
