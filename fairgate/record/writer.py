@@ -1,5 +1,9 @@
-"""Group commit: one writer thread per process turns the records of concurrent callers into
-one transaction, and each caller's ``await writer.append(records)`` returns after the commit.
+"""Group commit: one writer per process turns the records of concurrent callers into one
+transaction, and each caller's ``await writer.append(records)`` returns after the commit.
+
+``GroupCommit`` holds what every writer shares (the hash chain, the transaction, the failure
+handling); ``RecordWriter`` below commits from a thread of its own (PostgreSQL), and
+``fairgate.record.loop_writer.LoopWriter`` in the event loop's thread (SQLite).
 
 While a transaction commits, new records queue; the next transaction takes all of them (up to
 ``max_batch``), so under load one commit (and one fsync) serves many requests. When the store
