@@ -94,12 +94,19 @@ def bench(
     update_doc: Annotated[
         bool, typer.Option(help="Also rewrite the generated part of docs/benchmarks.md.")
     ] = False,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Interleaved rounds of the validating floor and /decide record off/on."
+        ),
+    ] = 3,
 ) -> None:
     """Floor vs /decide vs naive ThresholdOptimizer endpoint, in one run."""
     from loadtests.bench import BenchConfig, run_bench, write_results
 
     section = run_bench(
-        BenchConfig(duration_seconds=duration, users=users, out=out), log=typer.echo
+        BenchConfig(duration_seconds=duration, users=users, out=out, rounds=rounds),
+        log=typer.echo,
     )
     typer.echo(section)
     for path in write_results(section, out, update_doc=update_doc):

@@ -34,9 +34,8 @@ START, END = "<!-- fairgate bench: start -->", "<!-- fairgate bench: end -->"
 # machine hits every side alike. A row's req/s is over all its rounds together (its total
 # requests over its total time; rounds last the same), so a ratio of two rows compares the
 # same stretches of time.
-ROUNDS = 3
 ROUND_ROWS = ("floor_validated", "decide_off", "decide")
-LOCUST_ROWS = ROUNDS * len(ROUND_ROWS) + 6  # every Locust run below
+OTHER_ROWS = 6  # the Locust runs after the rounds
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,7 @@ class BenchConfig:
     users: int = 20
     rows: int = 60_000
     out: Path = Path("bench-out")
+    rounds: int = 3
 
 
 @dataclass(frozen=True)
@@ -86,12 +86,13 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
                  "FAIRGATE_DATA_DIR": str(record_dir)}  # fmt: skip
     rows: dict[str, Row] = {}
     runs: dict[str, list[RunStats]] = {}
-    count = iter(range(1, LOCUST_ROWS + 1))
+    runs_total = config.rounds * len(ROUND_ROWS) + OTHER_ROWS
+    count = iter(range(1, runs_total + 1))
 
     def locust(key: str, label: str, url: str, user: str, *, rate: float = 0.0,
                per_request: int = 1, seconds: int | None = None) -> Row:  # fmt: skip
         seconds = seconds or config.duration_seconds
-        log(f"run {next(count)}/{LOCUST_ROWS} ({seconds} s): {label}")
+        log(f"run {next(count)}/{runs_total} ({seconds} s): {label}")
         env = {"FAIRGATE_LOAD_POOL": "2000", "FAIRGATE_LOAD_RATE": str(rate)}
         stats = run_locust(
             LocustRun(host=url, users=config.users, run_time=f"{seconds}s",
@@ -113,7 +114,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
         running_server(env=model_env | tuned) as decide,
     ):
         round_seconds = max(5, config.duration_seconds // 2)
-        for _ in range(ROUNDS):
+        for _ in range(config.rounds):
             locust("floor_validated", "(a') floor after validating the Applicant body, default GC",
                    bench.url, "FloorValidatedUser", seconds=round_seconds)  # fmt: skip
             locust("decide_off", "(b) /decide, tuned GC, record off", decide_off.url,
@@ -219,13 +220,14 @@ def render(config: BenchConfig, rows: dict[str, Row], probe_decisions: int,
         "## HTTP side by side (`fairgate bench`)",
         "",
         "```bash",
-        f"fairgate bench --duration {config.duration_seconds} --users {config.users}",
+        f"fairgate bench --duration {config.duration_seconds} --users {config.users} "
+        f"--rounds {config.rounds}",
         "```",
         "",
         f"One run on this machine (Python {platform.python_version()}): Locust "
         f"({config.users} users, closed loop unless a rate is given) and the server share the "
         f"machine's 2 cores. 1 worker unless stated. The validating floor and /decide with the "
-        f"record off and on run side by side, visited in turn for {ROUNDS} rounds of "
+        f"record off and on run side by side, visited in turn for {config.rounds} rounds of "
         f"{round_seconds} s (req/s over all rounds together; latencies of the round closest "
         f"to it); every other row is one {config.duration_seconds} s run.",
         "",
