@@ -13,7 +13,13 @@ import pytest
 
 from fairgate.record import RecordUnavailable, open_record
 from fairgate.record.loop_writer import LoopWriter
-from tests.test_record_writer import record, small_disk, sqlite_write_lock, stored_ids
+from tests.test_record_writer import (
+    fill_disk,
+    record,
+    small_disk,
+    sqlite_write_lock,
+    stored_ids,
+)
 
 __all__ = ["small_disk"]  # the fixture, re-used from the thread writer's tests
 
@@ -122,13 +128,7 @@ def test_a_full_disk_refuses_records_and_recovers_when_space_is_freed(small_disk
         writer = LoopWriter(store, writer_id="w", retry_after=0.2).start()
         await writer.append([record("first")])
         acknowledged.append("first")
-        with filler.open("wb") as out:
-            try:
-                while True:
-                    out.write(b"\0" * 65536)
-                    out.flush()
-            except OSError:
-                pass
+        fill_disk(filler)
         with pytest.raises(RecordUnavailable, match="full"):
             for n in range(200):
                 batch = [record(f"full-{n}-{k}") for k in range(50)]

@@ -233,6 +233,17 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount_point)], check=True)
 
 
+def fill_disk(filler: Path) -> None:
+    """Take every free byte of the filesystem ``filler`` is on."""
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass
+
+
 def test_a_full_disk_refuses_records_and_recovers_when_space_is_freed(small_disk):
     store = open_record(f"sqlite:///{small_disk / 'record.sqlite'}")
     filler = small_disk / "filler"
@@ -240,14 +251,7 @@ def test_a_full_disk_refuses_records_and_recovers_when_space_is_freed(small_disk
     with RecordWriter(store, writer_id="w", retry_after=0.2) as writer:
         writer.append_sync([record("first")])
         acknowledged.append("first")
-        # Take every free byte, then try to record more.
-        with filler.open("wb") as out:
-            try:
-                while True:
-                    out.write(b"\0" * 65536)
-                    out.flush()
-            except OSError:
-                pass
+        fill_disk(filler)  # then try to record more
         with pytest.raises(RecordUnavailable, match="full"):
             for n in range(200):
                 batch = [record(f"full-{n}-{k}") for k in range(50)]
