@@ -7,8 +7,9 @@ applicants' features):
 
 - logistic model: ``coef_j / scale_j * (x_j - reference_j)``, exact in log-odds;
 - gradient boosting (no additive form): the score change when the feature alone is set to
-  the reference, ``score(x) - score(x with feature j from the reference)``, one batched
-  scorer call per denial (a one-at-a-time occlusion, model-agnostic).
+  the reference, ``score(x) - score(x with feature j from the reference)`` (a one-at-a-time
+  occlusion, model-agnostic); the compiled trees score all of a denial's occlusions in one
+  walk (``TreeOcclusion``), any other scorer scores the occluded rows in one call.
 
 A one-hot feature's columns count as one feature. Only contributions below zero are reasons,
 most negative first, at most four. A feature that reads a protected attribute's field (or is
@@ -26,7 +27,7 @@ import numpy as np
 
 from fairgate.contract import Contract, Feature
 from fairgate.contract_features import ContractFeatures, feature_columns
-from fairgate.scorer import LogisticScorer, Scorer
+from fairgate.scorer import LogisticScorer, Scorer, TreeOcclusion, TreeScorer
 
 MAX_REASONS: Final[int] = 4
 
@@ -99,15 +100,18 @@ class Explainer:
         for j, block in enumerate(blocks):
             self._sum[block.columns, j] = 1.0
         self._first = np.array([b.columns[0] for b in blocks], dtype=np.intp)
+        self._first_reference = self.reference[self._first]
         # Occlusion (gradient boosting): row j of the mask marks block j's columns.
         self._occlude = self._sum.T.astype(bool)
         self._fields = {j: b.feature.field or "" for j, b in enumerate(blocks) if b.values}
         self._fixed = [self._fixed_reasons(b) for b in blocks]
         self._by_value: dict[tuple[int, str], Reason] = {}
+        self._weights: np.ndarray | None = None
+        self._trees: TreeOcclusion | None = None
         if isinstance(scorer, LogisticScorer):
-            self._weights: np.ndarray | None = scorer.coef[0] / scorer.scale
-        else:
-            self._weights = None
+            self._weights = scorer.coef[0] / scorer.scale
+        elif isinstance(scorer, TreeScorer) and blocks:
+            self._trees = scorer.occlusion(self.reference, self._occlude)
 
     @staticmethod
     def _fixed_reasons(block: _Block) -> tuple[Reason, Reason] | None:
@@ -127,11 +131,13 @@ class Explainer:
         """
         if self._weights is not None:
             return ((matrix - self.reference) * self._weights) @ self._sum
+        base = self.scorer.score(matrix) if scores is None else scores
+        if self._trees is not None:  # the same scores, walked through one table
+            return base[:, None] - self._trees.scores(matrix)
         rows, k = matrix.shape[0], len(self.blocks)
         # (rows, k, columns): row i with block j's columns set to the reference, in one
         # np.where against the precomputed (k, columns) mask.
         occluded = np.where(self._occlude, self.reference, matrix[:, None, :])
-        base = self.scorer.score(matrix) if scores is None else scores
         return base[:, None] - self.scorer.score(occluded.reshape(rows * k, -1)).reshape(rows, k)
 
     def explain(
@@ -149,14 +155,14 @@ class Explainer:
             return [[] for _ in range(len(rows))]
         chosen = matrix[rows]
         contribution = self.contributions(chosen, None if scores is None else scores[rows])
-        order = np.argsort(contribution, axis=1, kind="stable")[:, :MAX_REASONS]
-        below = (chosen[:, self._first] < self.reference[self._first]).tolist()
-        counts = np.take_along_axis(contribution, order, axis=1) < 0
+        order = np.argsort(contribution, axis=1, kind="stable")[:, :MAX_REASONS].tolist()
+        below = (chosen[:, self._first] < self._first_reference).tolist()
+        values = contribution.tolist()
         result = []
-        for i, (picks, against) in enumerate(zip(order.tolist(), counts.tolist(), strict=True)):
+        for i, picks in enumerate(order):
             reasons = []
-            for j, counted in zip(picks, against, strict=True):
-                if not counted:
+            for j in picks:
+                if not values[i][j] < 0:  # only what counted against is a reason (NaN is not)
                     break
                 fixed = self._fixed[j]
                 if fixed is not None:

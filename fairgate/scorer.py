@@ -110,6 +110,11 @@ class TreeScorer:
         raw[:, 1:] = leaf_values
         return expit(np.cumsum(raw, axis=1)[:, -1])
 
+    def occlusion(self, reference: np.ndarray, blocks: np.ndarray) -> TreeOcclusion:
+        """A walker for ``score`` of a row with each block of columns set to ``reference``
+        (``blocks``: one boolean row per block, True on the block's columns)."""
+        return TreeOcclusion(self, reference, blocks)
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {
             "feature": self.feature,
@@ -121,6 +126,62 @@ class TreeScorer:
             "baseline": self.baseline,
             "depth": self.depth,
         }
+
+
+class TreeOcclusion:
+    """``TreeScorer.score`` of the k rows "x with block j's columns set to the reference",
+    bit for bit, in a third fewer array operations (the reasons for a denial, one per block).
+
+    Only x's own tests (``x <= threshold`` at every node) depend on the applicant; a node that
+    reads a column of block j always goes the reference's way in block j's walk. Both are
+    folded into one table built here, ``next[j, node, x goes left]``, so a step of all
+    (block, tree) walks is two ``take``s and two additions, whatever the block.
+    """
+
+    def __init__(self, scorer: TreeScorer, reference: np.ndarray, blocks: np.ndarray) -> None:
+        nodes, trees = len(scorer.left), scorer.roots.size
+        k = blocks.shape[0]
+        feature = scorer._feature
+        reference_left = np.asarray(reference, dtype=np.float64).take(feature) <= scorer.threshold
+        fixed = np.asarray(blocks, dtype=bool)[:, feature]  # (k, nodes): reads block j
+        children = scorer._children.reshape(nodes, 2)  # (right, left)
+        table = np.empty((k, nodes, 2), dtype=np.intp)
+        for goes_left in (0, 1):
+            way = np.where(fixed, reference_left, bool(goes_left)).astype(np.intp)
+            table[:, :, goes_left] = children[np.arange(nodes), way]
+        # Node ids are kept doubled (2 * node), so ``2 * node + goes_left`` is one addition;
+        # block j's rows of the table start at 2 * nodes * j.
+        self._next = (2 * table).ravel()
+        self._block_start = np.repeat(2 * nodes * np.arange(k), trees)
+        self._roots = np.tile(2 * scorer.roots, k)
+        # x's tests laid out at the doubled ids: position 2 * node holds node's.
+        self._feature = np.repeat(feature, 2)
+        self._threshold = np.repeat(scorer.threshold, 2)
+        self._value = np.repeat(scorer.value, 2)
+        self._scorer, self._blocks, self._width = scorer, k, 2 * nodes
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """(rows, k): row i's score with block j set to the reference."""
+        rows = features.shape[0]
+        k, trees = self._blocks, self._scorer.roots.size
+        flat = np.ascontiguousarray(features, dtype=np.float64)
+        # (rows, 2 * nodes): 1 where row i goes left at a node (int8, to add to an id).
+        goes_left = (flat.take(self._feature, axis=1) <= self._threshold).view(np.int8).ravel()
+        if rows == 1:  # a single denial, the common case: no row offsets to add
+            node, start = self._roots, self._block_start
+            for _ in range(self._scorer._steps):
+                node = self._next.take(node + start + goes_left.take(node))
+        else:
+            node = np.tile(self._roots, rows)
+            start = np.tile(self._block_start, rows)
+            row_start = np.repeat(np.arange(rows) * self._width, k * trees)
+            for _ in range(self._scorer._steps):
+                node = self._next.take(node + start + goes_left.take(node + row_start))
+        leaf_values = self._value.take(node).reshape(rows * k, trees)
+        raw = np.empty((rows * k, trees + 1))
+        raw[:, 0] = self._scorer.baseline[0]
+        raw[:, 1:] = leaf_values
+        return expit(np.cumsum(raw, axis=1)[:, -1]).reshape(rows, k)
 
 
 def save_scorer(scorer: Scorer, path: Path) -> None:

@@ -187,6 +187,20 @@ def test_gradient_boosting_reasons_by_occlusion(tmp_path):
     # The decider hands over the scores it has: the same contributions, one scorer call fewer.
     given = explainer.contributions(matrix, result.scorer.score(matrix))
     np.testing.assert_array_equal(given, contribution)
+    # Any other scorer gets the occluded rows scored in one call; the compiled trees' table
+    # walk must give exactly the same contributions.
+    class Opaque:
+        kind = "opaque"
+
+        def score(self, features: np.ndarray) -> np.ndarray:
+            return result.scorer.score(features)
+
+        def arrays(self) -> dict[str, np.ndarray]:
+            return {}
+
+    generic = Explainer(result.feature_builder, Opaque(), result.reference)
+    assert generic._trees is None and explainer._trees is not None
+    np.testing.assert_array_equal(generic.contributions(matrix), contribution)
     # Ten delinquencies in two years count against (the synthetic world's truth: -0.9
     # log-odds each), and the reason reads so.
     assert contribution[-1, column] < 0
