@@ -21,7 +21,7 @@ from starlette.responses import Response
 from fairgate.decider import Decisions
 from fairgate.record import RecordUnavailable, RecordWriter, open_record, parse_record_url
 from fairgate.record.entry import encode, format_time
-from fairgate.record.loop_writer import LOOP_BUSY_TIMEOUT, LoopWriter
+from fairgate.record.process_writer import ProcessWriter
 
 UNAVAILABLE: Final[str] = "decision record unavailable"
 
@@ -31,7 +31,7 @@ class DecisionRecorder:
 
     def __init__(
         self,
-        writer: RecordWriter | LoopWriter,
+        writer: RecordWriter | ProcessWriter,
         *,
         id_field: str,
         rule_names: Sequence[str],
@@ -46,12 +46,11 @@ class DecisionRecorder:
 
     @classmethod
     def open(cls, url: str, **names: Any) -> DecisionRecorder:
-        """A recorder writing to the store ``url`` names: a SQLite file commits in the event
-        loop's thread (``LoopWriter``), PostgreSQL from a thread of its own (a round trip
-        over the network must not hold up the loop)."""
+        """A recorder writing to the store ``url`` names: a SQLite file from a writer process
+        of the worker's own (``ProcessWriter``: SQLite's work leaves the worker's GIL and
+        core), PostgreSQL from a thread (its driver waits on the network, not the CPU)."""
         if parse_record_url(url).backend == "sqlite":
-            store = open_record(url, busy_timeout=LOOP_BUSY_TIMEOUT)
-            return cls(LoopWriter(store).start(), **names)
+            return cls(ProcessWriter(url, open_record(url)).start(), **names)
         return cls(RecordWriter(open_record(url)).start(), **names)
 
     def rows(

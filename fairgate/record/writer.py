@@ -3,7 +3,7 @@ transaction, and each caller's ``await writer.append(records)`` returns after th
 
 ``GroupCommit`` holds what every writer shares (the hash chain, the transaction, the failure
 handling); ``RecordWriter`` below commits from a thread of its own (PostgreSQL), and
-``fairgate.record.loop_writer.LoopWriter`` in the event loop's thread (SQLite).
+``fairgate.record.process_writer`` from a process of its own (SQLite).
 
 While a transaction commits, new records queue; the next transaction takes all of them (up to
 ``max_batch``), so under load one commit (and one fsync) serves many requests. When the store
@@ -53,8 +53,8 @@ def new_writer_id() -> str:
 class GroupCommit:
     """What every writer shares: one hash chain, the store's transactions, the down state.
 
-    A subclass decides where transactions run (``RecordWriter``: a thread of its own;
-    ``LoopWriter``: the event loop's thread) and feeds ``_write`` batches of pending records.
+    A user decides where transactions run (``RecordWriter``: a thread of its own; the writer
+    process's loop, ``process_writer.serve``) and feeds ``_write`` batches of pending records.
     """
 
     def __init__(
@@ -129,7 +129,7 @@ class RecordWriter(GroupCommit):
     """Appends records to ``store`` with group commit, from a background thread.
 
     For a store across the network (PostgreSQL): a commit's round trip must not hold up the
-    event loop. A local SQLite file is better served by ``LoopWriter``.
+    event loop. A local SQLite file is better served by ``process_writer.ProcessWriter``.
 
     >>> writer = RecordWriter(open_record("postgresql://...")).start()  # doctest: +SKIP
     >>> await writer.append([record])  # returns once committed  # doctest: +SKIP

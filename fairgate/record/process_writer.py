@@ -1,0 +1,303 @@
+"""Group commit in a process of its own: the worker's event loop never waits on SQLite.
+
+A service worker (``ProcessWriter``) sends each call's encoded records down a pipe to a child
+process (``python -m fairgate.record.process_writer``) and awaits its acknowledgement. The
+child links the hash chain, inserts and commits: the ~27 us of SQLite work per row and the
+fsync run on another core, under another GIL, and a slow commit or a WAL checkpoint no longer
+stops the worker from serving (measured in docs/benchmarks.md). A thread would not do: the
+``sqlite3`` module releases the GIL around every statement, and each re-acquisition waits up
+to the interpreter's switch interval behind a busy event loop.
+
+The child commits whatever has arrived while the previous commit ran (group commit, no
+timer), and applies ``GroupCommit``'s rules unchanged: a failed commit refuses its records
+and, for ``retry_after`` seconds, every new one, with ``RecordUnavailable`` (503 +
+Retry-After in the service). A record is acknowledged only after its commit. If the child
+dies, every call waiting on it fails with ``RecordUnavailable`` and the next call starts a
+new child, which continues the worker's chain from the store's head. The child ignores
+SIGINT/SIGTERM and exits when the worker closes the pipe, after committing what it holds.
+
+Frames in both directions: a 4-byte big-endian length, then a pickle. Worker -> child:
+``(call_id, rows)``; child -> worker, one frame per transaction: ``(commits so far,
+[(call_id, None | (message, retry_after)), ...])``
+(pickle is safe here: both ends are this program, over a pipe only they hold).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import itertools
+import logging
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+from collections import deque
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+from fairgate.record.entry import Record, prepare
+from fairgate.record.store import RecordStore, open_record
+from fairgate.record.writer import GroupCommit, RecordUnavailable, new_writer_id
+
+log = logging.getLogger("fairgate.record")
+_HEADER = struct.Struct(">I")
+# A batch of 1,000 records is ~0.5 MB pickled: a pipe that holds it spares partial writes.
+_PIPE_BYTES: Final[int] = 1 << 20
+_F_SETPIPE_SZ: Final[int] = 1031  # fcntl.F_SETPIPE_SZ (Linux; named in Python 3.10+ only there)
+
+
+def frame(payload: Any) -> bytes:
+    data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(data)) + data
+
+
+class FrameReader:
+    """Whole frames out of the bytes read so far (reads may split or join frames)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> Iterator[Any]:
+        self._buffer += data
+        while len(self._buffer) >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(self._buffer)
+            end = _HEADER.size + size
+            if len(self._buffer) < end:
+                return
+            payload = bytes(self._buffer[_HEADER.size : end])
+            del self._buffer[:end]
+            yield pickle.loads(payload)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _grow_pipe(fd: int) -> None:
+    with contextlib.suppress(OSError):  # not Linux, or above the system's pipe-max-size
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
+
+
+# --- the child ------------------------------------------------------------------------
+
+
+class _Outcome:
+    """What ``GroupCommit._write`` reports for one call (it sets a future's result)."""
+
+    def __init__(self, call_id: int) -> None:
+        self.call_id = call_id
+        self.error: tuple[str, float] | None = None
+
+    def set_result(self, _: None) -> None:
+        self.error = None
+
+    def set_exception(self, error: BaseException) -> None:
+        retry_after = error.retry_after if isinstance(error, RecordUnavailable) else 1.0
+        self.error = (str(error), retry_after)
+
+
+def serve(url: str, writer_id: str, *, busy_timeout: float, retry_after: float) -> None:
+    """The child's loop: read calls, commit each group, acknowledge every call of it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker's shutdown ends it (pipe EOF)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    store = open_record(url, busy_timeout=busy_timeout)
+    committer = GroupCommit(store, writer_id=writer_id, retry_after=retry_after)
+    source, sink = sys.stdin.fileno(), sys.stdout.fileno()
+    _grow_pipe(source)
+    reader = FrameReader()
+    calls: deque[tuple[int, list[tuple[Any, ...]]]] = deque()
+    open_ = True
+    while open_ or calls:
+        # Block for input only with nothing to commit; else take what has arrived meanwhile
+        # (one read empties the pipe) into the next transaction.
+        if open_ and (not calls or select.select([source], [], [], 0)[0]):
+            data = os.read(source, _PIPE_BYTES)
+            if data:
+                calls.extend(reader.feed(data))
+            else:
+                open_ = False  # the worker closed the pipe: commit what is left, then exit
+        if not calls:
+            continue
+        group, size = [], 0
+        while calls and size < committer.max_batch:
+            call_id, rows = calls.popleft()
+            group.append((rows, _Outcome(call_id)))
+            size += len(rows)
+        try:
+            committer._write(group)
+        except Exception as error:  # a bug must fail these calls, not end the writer
+            log.exception("record writer error")
+            for _, outcome in group:
+                outcome.set_exception(RecordUnavailable(f"record writer error: {error}", 1.0))
+        _write_all(sink, frame((committer.commits, [(o.call_id, o.error) for _, o in group])))
+    store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    url, writer_id, busy_timeout, retry_after = (argv or sys.argv[1:])[:4]
+    serve(url, writer_id, busy_timeout=float(busy_timeout), retry_after=float(retry_after))
+
+
+# --- the worker's side ------------------------------------------------------------------
+
+
+class ProcessWriter:
+    """Appends records through a writer process; ``await append(...)`` returns once committed.
+
+    ``store`` is the worker's own handle on the same record, for reading (``GET
+    /decisions``); the child opens the record from ``url`` to write.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        store: RecordStore,
+        *,
+        writer_id: str | None = None,
+        busy_timeout: float = 0.5,
+        retry_after: float = 1.0,
+    ) -> None:
+        self.url = url
+        self.store = store
+        self.writer_id = writer_id or new_writer_id()
+        self.busy_timeout = busy_timeout
+        self.retry_after = retry_after
+        self.starts = 0  # child processes started (a restart after a crash adds one)
+        self.commits = 0  # transactions the current child has committed
+        self._running = False
+        self._process: subprocess.Popen[bytes] | None = None
+        self._transport: asyncio.WriteTransport | None = None
+        self._reader = FrameReader()
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._ids = itertools.count()
+        self._attaching: asyncio.Lock | None = None
+
+    def start(self) -> ProcessWriter:
+        self._running = True
+        self._spawn()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def _spawn(self) -> None:
+        # The child imports what the worker imports fairgate from (a bento's src included).
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "fairgate.record.process_writer", self.url,
+             self.writer_id, str(self.busy_timeout), str(self.retry_after)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
+        )  # fmt: skip
+        assert self._process.stdin is not None and self._process.stdout is not None
+        _grow_pipe(self._process.stdin.fileno())
+        os.set_blocking(self._process.stdout.fileno(), False)
+        self._transport = None  # attached to the running loop on first use
+        self._reader = FrameReader()
+        self.starts += 1
+
+    async def _attach(self) -> asyncio.WriteTransport:
+        if self._attaching is None:
+            self._attaching = asyncio.Lock()
+        async with self._attaching:  # one transport per child, however many calls arrive
+            process = self._process
+            if process is None or process.poll() is not None:
+                self._spawn()
+                process = self._process
+            assert process is not None and process.stdin is not None
+            assert process.stdout is not None
+            if self._transport is None:
+                loop = asyncio.get_running_loop()
+                self._transport, _ = await loop.connect_write_pipe(
+                    asyncio.BaseProtocol, process.stdin
+                )
+                loop.add_reader(process.stdout.fileno(), self._on_readable, process)
+            return self._transport
+
+    async def append(self, records: Sequence[Record]) -> None:
+        """Append and wait for the commit; raises ``RecordUnavailable`` if the store failed.
+
+        A malformed record raises ValueError or TypeError here, before anything is sent.
+        """
+        await self.append_prepared(prepare(records))
+
+    async def append_prepared(self, prepared: list[tuple[Any, ...]]) -> None:
+        """``append`` for records already encoded (``entry.encode``)."""
+        if not prepared:
+            return
+        if not self._running:
+            raise RecordUnavailable("the record writer is not running", 1.0)
+        transport = await self._attach()
+        call_id = next(self._ids)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[call_id] = future
+        transport.write(frame((call_id, prepared)))
+        # Once sent, a record is committed even if this call is cancelled (its client gone):
+        # the decision was made, and an extra record loses nothing.
+        await future
+
+    def _on_readable(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        try:
+            data = os.read(process.stdout.fileno(), _PIPE_BYTES)
+        except BlockingIOError:
+            return
+        if not data:
+            self._child_gone(process)
+            return
+        for commits, acks in self._reader.feed(data):
+            self.commits = commits
+            for call_id, error in acks:
+                future = self._waiting.pop(call_id, None)
+                if future is None or future.done():
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(RecordUnavailable(error[0], error[1]))
+
+    def _child_gone(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        asyncio.get_running_loop().remove_reader(process.stdout.fileno())
+        code = process.wait()
+        if self._transport is not None:
+            self._transport.close()
+        if process is self._process:
+            self._process, self._transport = None, None
+        if self._running:
+            log.warning("record writer process %s exited with %s", process.pid, code)
+        error = RecordUnavailable(f"the record writer process exited (code {code})", 1.0)
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(error)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop taking records; the child commits what it holds and exits (waited for).
+
+        Called from the worker's shutdown hook, in the loop's thread: the pipe is closed
+        here directly (a transport would close it only on a later turn of the loop).
+        """
+        self._running = False
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None and process.stdout is not None
+        if self._transport is not None:
+            with contextlib.suppress(RuntimeError):  # no loop running: no reader either
+                asyncio.get_running_loop().remove_reader(process.stdout.fileno())
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout)
+
+
+if __name__ == "__main__":
+    main()

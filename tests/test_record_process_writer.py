@@ -1,0 +1,183 @@
+"""The writer process (what the service uses for SQLite) against real files and a real child
+process: concurrent calls share transactions, none returns before its commit, a locked or full
+file refuses records fast without losing an acknowledged one, a killed child is replaced and
+continues the chain, and closing commits what was sent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fairgate.record import RecordUnavailable, open_record
+from fairgate.record.process_writer import ProcessWriter
+from tests.test_record_writer import (
+    fill_disk,
+    record,
+    small_disk,
+    sqlite_write_lock,
+    stored_ids,
+)
+
+__all__ = ["small_disk"]  # the fixture, re-used from the thread writer's tests
+
+
+def writer_for(path: Path, **options: float) -> ProcessWriter:
+    url = f"sqlite:///{path}"
+    return ProcessWriter(url, open_record(url), writer_id="w", **options).start()
+
+
+def test_an_append_returns_after_its_commit_and_concurrent_ones_share_commits(tmp_path):
+    path = tmp_path / "record.sqlite"
+
+    async def many() -> ProcessWriter:
+        writer = writer_for(path)
+        await writer.append([record("first")])
+        assert stored_ids(writer.store) == {"first"}  # committed when the call returned
+        # While the file is locked the child's next commit waits; the calls sent meanwhile
+        # queue in the pipe and go in together once the lock is gone.
+        with sqlite_write_lock(path):
+            tasks = [asyncio.ensure_future(writer.append([record(f"A{i}")])) for i in range(50)]
+            await asyncio.sleep(0.2)
+            assert not any(task.done() for task in tasks)  # nothing answered before its commit
+            assert writer.store.count() == 1
+        await asyncio.gather(*tasks)
+        assert writer.store.count() == 51
+        assert writer.commits <= 3
+        writer.close()
+        return writer
+
+    writer = asyncio.run(many())
+    assert writer.store.verify().ok
+    writer.store.close()
+
+
+def test_a_locked_sqlite_file_fails_fast_and_recovers(tmp_path):
+    path = tmp_path / "record.sqlite"
+
+    async def locked() -> ProcessWriter:
+        writer = writer_for(path, busy_timeout=0.2, retry_after=0.5)
+        await writer.append([record("before")])
+        with sqlite_write_lock(path):
+            with pytest.raises(RecordUnavailable, match="locked") as failed:
+                await writer.append([record("locked-1")])
+            assert 0 < failed.value.retry_after <= 0.5
+            start = time.monotonic()
+            with pytest.raises(RecordUnavailable):  # refused at once, not after busy_timeout
+                await writer.append([record("locked-2")])
+            assert time.monotonic() - start < 0.15
+        await asyncio.sleep(0.5)
+        await writer.append([record("after")])
+        writer.close()
+        return writer
+
+    writer = asyncio.run(locked())
+    assert stored_ids(writer.store) == {"before", "after"}
+    assert writer.store.verify().ok
+    writer.store.close()
+
+
+def test_a_killed_writer_process_fails_its_calls_and_the_next_one_restarts_it(tmp_path):
+    path = tmp_path / "record.sqlite"
+
+    async def crash() -> ProcessWriter:
+        writer = writer_for(path)
+        await writer.append([record("before")])
+        first = writer.pid
+        assert first is not None
+        # Stopped, then killed: the call sent meanwhile can only have been lost with it.
+        os.kill(first, signal.SIGSTOP)
+        waiting = asyncio.ensure_future(writer.append([record("lost")]))
+        await asyncio.sleep(0.1)
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(RecordUnavailable, match="exited"):
+            await waiting
+        await writer.append([record("after")])  # a new child, the same chain
+        assert writer.pid not in (None, first) and writer.starts == 2
+        writer.close()
+        return writer
+
+    writer = asyncio.run(crash())
+    assert stored_ids(writer.store) == {"before", "after"}
+    assert writer.store.verify().ok  # the new child continued the chain from the store's head
+    writer.store.close()
+
+
+def test_close_commits_what_was_sent_and_refuses_new_appends(tmp_path):
+    path = tmp_path / "record.sqlite"
+
+    async def shutdown() -> ProcessWriter:
+        writer = writer_for(path)
+        await writer.append([record("warm")])
+        sent = [asyncio.ensure_future(writer.append([record(f"S{i}")])) for i in range(20)]
+        await asyncio.sleep(0)  # each call has written its frame to the pipe
+        writer.close()  # as the worker's shutdown hook does: the child commits, then exits
+        with pytest.raises(RecordUnavailable, match="not running"):
+            await writer.append([record("late")])
+        for task in sent:
+            task.cancel()
+        return writer
+
+    writer = asyncio.run(shutdown())
+    assert stored_ids(writer.store) == {"warm"} | {f"S{i}" for i in range(20)}
+    writer.store.close()
+
+
+def test_a_full_disk_refuses_records_and_recovers_when_space_is_freed(small_disk):
+    path = small_disk / "record.sqlite"
+    filler = small_disk / "filler"
+    acknowledged: list[str] = []
+
+    async def fill() -> ProcessWriter:
+        writer = writer_for(path, retry_after=0.2)
+        await writer.append([record("first")])
+        acknowledged.append("first")
+        fill_disk(filler)
+        with pytest.raises(RecordUnavailable, match="full"):
+            for n in range(200):
+                batch = [record(f"full-{n}-{k}") for k in range(50)]
+                await writer.append(batch)
+                acknowledged.extend(r.application_id for r in batch)
+        filler.unlink()
+        await asyncio.sleep(0.25)
+        await writer.append([record("after")])
+        acknowledged.append("after")
+        writer.close()
+        return writer
+
+    writer = asyncio.run(fill())
+    assert stored_ids(writer.store) == set(acknowledged)
+    assert writer.store.verify().ok
+    writer.store.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"score": float("nan")}, ValueError, "score must be a finite number"),
+        ({"time": datetime(2026, 1, 1)}, ValueError, "timezone-aware"),
+    ],
+    ids=["nan-score", "naive-time"],
+)
+def test_a_malformed_record_fails_its_own_caller_only(tmp_path, change, error, message):
+    path = tmp_path / "record.sqlite"
+
+    async def mixed() -> ProcessWriter:
+        writer = writer_for(path)
+        bad = writer.append([record("bad-batch-good-row"), replace(record("bad"), **change)])
+        results = await asyncio.gather(bad, writer.append([record("good")]),
+                                       return_exceptions=True)  # fmt: skip
+        assert isinstance(results[0], error) and message in str(results[0])
+        assert results[1] is None
+        writer.close()
+        return writer
+
+    writer = asyncio.run(mixed())
+    assert stored_ids(writer.store) == {"good"}
+    writer.store.close()
