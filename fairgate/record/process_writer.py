@@ -174,7 +174,6 @@ class ProcessWriter:
         self._running = False
         self._process: subprocess.Popen[bytes] | None = None
         self._transport: asyncio.WriteTransport | None = None
-        self._reader = FrameReader()
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._ids = itertools.count()
         self._attaching: asyncio.Lock | None = None
@@ -199,11 +198,16 @@ class ProcessWriter:
         assert self._process.stdin is not None and self._process.stdout is not None
         _grow_pipe(self._process.stdin.fileno())
         os.set_blocking(self._process.stdout.fileno(), False)
+        if self._transport is not None:
+            self._transport.close()  # the previous child's pipe
         self._transport = None  # attached to the running loop on first use
-        self._reader = FrameReader()
+        # The calls waiting on this child: if it dies, these fail, not the next child's.
+        self._waiting = {}
         self.starts += 1
 
     async def _attach(self) -> asyncio.WriteTransport:
+        if self._transport is not None:  # attached to a child not known to be gone
+            return self._transport
         if self._attaching is None:
             self._attaching = asyncio.Lock()
         async with self._attaching:  # one transport per child, however many calls arrive
@@ -218,7 +222,10 @@ class ProcessWriter:
                 self._transport, _ = await loop.connect_write_pipe(
                     asyncio.BaseProtocol, process.stdin
                 )
-                loop.add_reader(process.stdout.fileno(), self._on_readable, process)
+                loop.add_reader(
+                    process.stdout.fileno(), self._on_readable, process, FrameReader(),
+                    self._waiting,
+                )  # fmt: skip
             return self._transport
 
     async def append(self, records: Sequence[Record]) -> None:
@@ -243,19 +250,24 @@ class ProcessWriter:
         # the decision was made, and an extra record loses nothing.
         await future
 
-    def _on_readable(self, process: subprocess.Popen[bytes]) -> None:
+    def _on_readable(
+        self,
+        process: subprocess.Popen[bytes],
+        reader: FrameReader,
+        waiting: dict[int, asyncio.Future[None]],
+    ) -> None:
         assert process.stdout is not None
         try:
             data = os.read(process.stdout.fileno(), _PIPE_BYTES)
         except BlockingIOError:
             return
         if not data:
-            self._child_gone(process)
+            self._child_gone(process, waiting)
             return
-        for commits, acks in self._reader.feed(data):
+        for commits, acks in reader.feed(data):
             self.commits = commits
             for call_id, error in acks:
-                future = self._waiting.pop(call_id, None)
+                future = waiting.pop(call_id, None)
                 if future is None or future.done():
                     continue
                 if error is None:
@@ -263,21 +275,23 @@ class ProcessWriter:
                 else:
                     future.set_exception(RecordUnavailable(error[0], error[1]))
 
-    def _child_gone(self, process: subprocess.Popen[bytes]) -> None:
+    def _child_gone(
+        self, process: subprocess.Popen[bytes], waiting: dict[int, asyncio.Future[None]]
+    ) -> None:
         assert process.stdout is not None
         asyncio.get_running_loop().remove_reader(process.stdout.fileno())
         code = process.wait()
-        if self._transport is not None:
-            self._transport.close()
         if process is self._process:
+            if self._transport is not None:
+                self._transport.close()
             self._process, self._transport = None, None
         if self._running:
             log.warning("record writer process %s exited with %s", process.pid, code)
         error = RecordUnavailable(f"the record writer process exited (code {code})", 1.0)
-        waiting, self._waiting = self._waiting, {}
         for future in waiting.values():
             if not future.done():
                 future.set_exception(error)
+        waiting.clear()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop taking records; the child commits what it holds and exits (waited for).
