@@ -30,6 +30,7 @@ __all__ = ["small_disk"]  # the fixture, re-used from the thread writer's tests
 
 def writer_for(path: Path, **options: float) -> ProcessWriter:
     url = f"sqlite:///{path}"
+    options.setdefault("window", 0.0)  # commit at once unless a test is about the window
     return ProcessWriter(url, open_record(url), writer_id="w", **options).start()
 
 
@@ -55,6 +56,26 @@ def test_an_append_returns_after_its_commit_and_concurrent_ones_share_commits(tm
 
     writer = asyncio.run(many())
     assert writer.store.verify().ok
+    writer.store.close()
+
+
+def test_the_calls_of_one_window_share_one_commit_made_after_the_window(tmp_path):
+    path = tmp_path / "record.sqlite"
+
+    async def window() -> ProcessWriter:
+        writer = writer_for(path, window=0.3)
+        await writer.append([record("warm")])
+        tasks = [asyncio.ensure_future(writer.append([record(f"W{i}")])) for i in range(20)]
+        await asyncio.sleep(0.1)  # inside the window: not committed, not answered
+        assert writer.store.count() == 1
+        assert not any(task.done() for task in tasks)
+        await asyncio.gather(*tasks)
+        assert writer.commits == 2  # the warm-up's, then one for all twenty
+        writer.close()
+        return writer
+
+    writer = asyncio.run(window())
+    assert writer.store.count() == 21
     writer.store.close()
 
 
