@@ -97,9 +97,13 @@ class DecisionRecorder:
         """Record the decisions; returns once committed, raises ``RecordUnavailable`` if not."""
         await self.writer.append_prepared(self.rows(applicants, result, probe, datetime.now(UTC)))
 
-    def close(self) -> None:
-        """Commit what is queued and stop the writer (worker shutdown)."""
-        self.writer.close()
+    async def aclose(self) -> None:
+        """Commit what is queued and stop the writer (worker shutdown): the writer process
+        gets what the worker still buffers and is waited for; a thread writer is joined."""
+        if isinstance(self.writer, ProcessWriter):
+            await self.writer.aclose()
+        else:
+            self.writer.close()
         self.writer.store.close()
 
 

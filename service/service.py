@@ -230,10 +230,10 @@ class DecisionService:
         tune_gc(config.gc)
 
     @bentoml.on_shutdown
-    def close_record(self) -> None:
-        """Commit the records still queued, then stop the writer."""
+    async def close_record(self) -> None:
+        """Commit the records still queued, then stop the writer (BentoML awaits it)."""
         if self.recorder is not None:
-            self.recorder.close()
+            await self.recorder.aclose()
 
     async def _decide(
         self, applicants: Sequence[Applicant], probe: bool, ctx: bentoml.Context

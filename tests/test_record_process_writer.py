@@ -130,7 +130,37 @@ def test_a_killed_writer_process_fails_its_calls_and_the_next_one_restarts_it(tm
     writer.store.close()
 
 
-def test_close_commits_what_was_sent_and_refuses_new_appends(tmp_path):
+def test_aclose_commits_and_answers_everything_sent_even_beyond_a_full_pipe(tmp_path):
+    path = tmp_path / "record.sqlite"
+
+    async def shutdown() -> ProcessWriter:
+        writer = writer_for(path)
+        await writer.append([record("warm")])
+        pid = writer.pid
+        assert pid is not None
+        # The child paused: 40 calls of 1,000 records (~2 MB) fill its pipe, and the rest
+        # waits in the worker's transport buffer when the shutdown hook runs.
+        os.kill(pid, signal.SIGSTOP)
+        batches = [[record(f"S{i}-{k}") for k in range(1000)] for i in range(40)]
+        sent = [asyncio.ensure_future(writer.append(batch)) for batch in batches]
+        await asyncio.sleep(0.1)
+        assert writer._transport is not None and writer._transport.get_write_buffer_size() > 0
+        asyncio.get_running_loop().call_later(0.2, os.kill, pid, signal.SIGCONT)
+        await writer.aclose()  # as the worker's shutdown hook does
+        await asyncio.gather(*sent)  # every call answered: committed
+        assert writer.pid is None
+        with pytest.raises(RecordUnavailable, match="not running"):
+            await writer.append([record("late")])
+        assert writer.starts == 1  # no child started after the close
+        return writer
+
+    writer = asyncio.run(shutdown())
+    assert writer.store.count() == 1 + 40 * 1000
+    assert writer.store.verify().ok
+    writer.store.close()
+
+
+def test_close_without_the_loop_commits_what_reached_the_pipe_and_fails_its_calls(tmp_path):
     path = tmp_path / "record.sqlite"
 
     async def shutdown() -> ProcessWriter:
@@ -138,11 +168,9 @@ def test_close_commits_what_was_sent_and_refuses_new_appends(tmp_path):
         await writer.append([record("warm")])
         sent = [asyncio.ensure_future(writer.append([record(f"S{i}")])) for i in range(20)]
         await asyncio.sleep(0)  # each call has written its frame to the pipe
-        writer.close()  # as the worker's shutdown hook does: the child commits, then exits
-        with pytest.raises(RecordUnavailable, match="not running"):
-            await writer.append([record("late")])
-        for task in sent:
-            task.cancel()
+        writer.close()  # nothing awaited: the child commits what it read, then exits
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        assert all(isinstance(r, RecordUnavailable) for r in results)  # never left hanging
         return writer
 
     writer = asyncio.run(shutdown())

@@ -8,13 +8,15 @@ stops the worker from serving (measured in docs/benchmarks.md). A thread would n
 ``sqlite3`` module releases the GIL around every statement, and each re-acquisition waits up
 to the interpreter's switch interval behind a busy event loop.
 
-The child commits whatever has arrived while the previous commit ran (group commit, no
-timer), and applies ``GroupCommit``'s rules unchanged: a failed commit refuses its records
+The child commits the calls that arrive within a short window after the first one (group
+commit), and applies ``GroupCommit``'s rules unchanged: a failed commit refuses its records
 and, for ``retry_after`` seconds, every new one, with ``RecordUnavailable`` (503 +
 Retry-After in the service). A record is acknowledged only after its commit. If the child
 dies, every call waiting on it fails with ``RecordUnavailable`` and the next call starts a
 new child, which continues the worker's chain from the store's head. The child ignores
-SIGINT/SIGTERM and exits when the worker closes the pipe, after committing what it holds.
+SIGINT/SIGTERM and exits when the worker closes the pipe, after committing what it holds
+(``aclose``: the worker's shutdown hook sends what it buffered, waits for the acks, then for
+the child).
 
 Frames in both directions: a 4-byte big-endian length, then a pickle. Worker -> child:
 ``(call_id, rows)``; child -> worker, one frame per transaction: ``(commits so far,
@@ -49,11 +51,11 @@ log = logging.getLogger("fairgate.record")
 _HEADER = struct.Struct(">I")
 # A batch of 1,000 records is ~0.5 MB pickled: a pipe that holds it spares partial writes.
 _PIPE_BYTES: Final[int] = 1 << 20
-_F_SETPIPE_SZ: Final[int] = 1031
+_F_SETPIPE_SZ: Final[int] = 1031  # Linux's fcntl.F_SETPIPE_SZ, spelled out for other systems
 # A commit waits this long after its first call for others to join it: at ~1,000 requests/s
 # a commit per two requests, not one (each commit writes its pages again to the WAL, and
 # the WAL's size sets how often a checkpoint stalls the writer), for at most 2 ms more.
-DEFAULT_WINDOW: Final[float] = 0.002  # fcntl.F_SETPIPE_SZ (Linux; named in Python 3.10+ only there)
+DEFAULT_WINDOW: Final[float] = 0.002
 
 
 def frame(payload: Any) -> bytes:
@@ -98,7 +100,8 @@ class _Outcome:
 
     def __init__(self, call_id: int) -> None:
         self.call_id = call_id
-        self.error: tuple[str, float] | None = None
+        # Until ``_write`` reports a commit, a call counts as not recorded.
+        self.error: tuple[str, float] | None = ("the record writer did not commit it", 1.0)
 
     def set_result(self, _: None) -> None:
         self.error = None
@@ -116,7 +119,10 @@ def serve(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store = open_record(url, busy_timeout=busy_timeout)
     committer = GroupCommit(store, writer_id=writer_id, retry_after=retry_after)
-    source, sink = sys.stdin.fileno(), sys.stdout.fileno()
+    # Acks go to a private copy of stdout; fd 1 itself now points at stderr, so a stray print
+    # (a library's warning) cannot corrupt the frames.
+    source, sink = sys.stdin.fileno(), os.dup(sys.stdout.fileno())
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     _grow_pipe(source)
     reader = FrameReader()
     calls: deque[tuple[int, list[tuple[Any, ...]]]] = deque()
@@ -196,6 +202,7 @@ class ProcessWriter:
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._ids = itertools.count()
         self._attaching: asyncio.Lock | None = None
+        self._gone: asyncio.Future[None] | None = None  # done once the attached child is gone
 
     def start(self) -> ProcessWriter:
         self._running = True
@@ -230,17 +237,26 @@ class ProcessWriter:
         if self._attaching is None:
             self._attaching = asyncio.Lock()
         async with self._attaching:  # one transport per child, however many calls arrive
+            if not self._running:  # closed while this call waited for the lock
+                raise RecordUnavailable("the record writer is not running", 1.0)
             process = self._process
             if process is None or process.poll() is not None:
-                self._spawn()
+                try:
+                    self._spawn()
+                except OSError as error:  # out of processes or descriptors: a 503, not a 500
+                    message = f"cannot start the record writer: {error}"
+                    raise RecordUnavailable(message, 1.0) from error
                 process = self._process
             assert process is not None and process.stdin is not None
             assert process.stdout is not None
             if self._transport is None:
                 loop = asyncio.get_running_loop()
-                self._transport, _ = await loop.connect_write_pipe(
-                    asyncio.BaseProtocol, process.stdin
-                )
+                transport, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, process.stdin)
+                if not self._running or process is not self._process:  # closed meanwhile
+                    transport.abort()
+                    raise RecordUnavailable("the record writer is not running", 1.0)
+                self._transport = transport
+                self._gone = loop.create_future()
                 loop.add_reader(
                     process.stdout.fileno(), self._on_readable, process, FrameReader(),
                     self._waiting,
@@ -299,7 +315,10 @@ class ProcessWriter:
     ) -> None:
         assert process.stdout is not None
         asyncio.get_running_loop().remove_reader(process.stdout.fileno())
+        process.stdout.close()
         code = process.wait()
+        if self._gone is not None and not self._gone.done() and process is self._process:
+            self._gone.set_result(None)
         if process is self._process:
             if self._transport is not None:
                 self._transport.close()
@@ -312,12 +331,31 @@ class ProcessWriter:
                 future.set_exception(error)
         waiting.clear()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop taking records; the child commits what it holds and exits (waited for).
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """Stop taking records; send what is buffered, let the child commit and acknowledge
+        it, then wait for the child to exit (killed after ``timeout`` seconds). A call still
+        unanswered then fails with ``RecordUnavailable``. The service's shutdown hook."""
+        self._running = False
+        process, transport, gone = self._process, self._transport, self._gone
+        if process is None:
+            return
+        if transport is None or gone is None:  # never attached: nothing was sent
+            self.close(timeout)
+            return
+        transport.close()  # flushes its buffer, then closes the pipe: the child sees EOF
+        try:
+            await asyncio.wait_for(asyncio.shield(gone), timeout)
+        except TimeoutError:
+            log.warning("record writer process %s did not finish in %.0f s; killed",
+                        process.pid, timeout)  # fmt: skip
+            process.kill()
+            await asyncio.wait_for(asyncio.shield(gone), timeout)
+        self._fail_waiting(RecordUnavailable("the record writer is closed", 1.0))
 
-        Called from the worker's shutdown hook, in the loop's thread: the pipe is closed
-        here directly (a transport would close it only on a later turn of the loop).
-        """
+    def close(self, timeout: float = 10.0) -> None:
+        """``aclose`` without waiting in the event loop: closes the pipe at once, so records
+        still in the transport's buffer (a full pipe) are dropped and their calls fail;
+        what reached the pipe is committed, and the child is waited for."""
         self._running = False
         process, self._process = self._process, None
         if process is None:
@@ -326,10 +364,23 @@ class ProcessWriter:
         if self._transport is not None:
             with contextlib.suppress(RuntimeError):  # no loop running: no reader either
                 asyncio.get_running_loop().remove_reader(process.stdout.fileno())
+            self._transport.abort()
+            self._transport = None
         with contextlib.suppress(OSError):
             process.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
+        try:
             process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        self._fail_waiting(RecordUnavailable("the record writer is closed", 1.0))
+
+    def _fail_waiting(self, error: RecordUnavailable) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(error)
 
 
 if __name__ == "__main__":
