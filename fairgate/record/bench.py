@@ -4,7 +4,8 @@
 
 For each backend and batch size (1: ``/decide``; 1000: a full ``/decide_batch``),
 ``--concurrency`` asyncio tasks await ``writer.append`` in a loop, as concurrent requests of
-one service worker do. Then, without the writer, one transaction of 1,000 rows per insert
+one service worker do, through the writer the service uses (SQLite: the writer process;
+PostgreSQL: the writer thread). Then, without the writer, one transaction of 1,000 rows per insert
 method (the comparison behind the backend choices in docs/record.md), and the cost of
 building a chained row (JSON and SHA-256) alone. ``python -m loadtests.postgres`` runs it with a
 throwaway PostgreSQL server.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from fairgate.contract import builtin_contract
 from fairgate.record.entry import Record, StoredRecord, chain
+from fairgate.record.process_writer import ProcessWriter
 from fairgate.record.store import RecordStore, open_record
 from fairgate.record.writer import RecordWriter
 
@@ -51,27 +53,36 @@ def _base_record() -> Record:
 
 
 async def _through_writer(
-    store: RecordStore, batch: int, concurrency: int, seconds: float
+    store: RecordStore, url: str, batch: int, concurrency: int, seconds: float
 ) -> tuple[float, float]:
+    """Through the writer the service uses for the store: SQLite's writer process,
+    PostgreSQL's writer thread."""
     # A pool of distinct batches, reused round-robin (200,000 ids at batch 1,000).
     base = _base_record()
     pool = [sample_records(batch, seed, base) for seed in range(max(200_000 // batch, concurrency))]
     done = 0
-    with RecordWriter(store) as writer:
-        deadline = time.perf_counter() + seconds
+    writer: ProcessWriter | RecordWriter = (
+        ProcessWriter(url, store) if store.backend == "sqlite" else RecordWriter(store)
+    ).start()
+    deadline = time.perf_counter() + seconds
 
-        async def appender(first: int) -> None:
-            nonlocal done
-            turn = first
-            while time.perf_counter() < deadline:
-                await writer.append(pool[turn % len(pool)])
-                turn += concurrency
-                done += batch
+    async def appender(first: int) -> None:
+        nonlocal done
+        turn = first
+        while time.perf_counter() < deadline:
+            await writer.append(pool[turn % len(pool)])
+            turn += concurrency
+            done += batch
 
-        start = time.perf_counter()
-        await asyncio.gather(*(appender(i) for i in range(concurrency)))
-        elapsed = time.perf_counter() - start
-        return done / elapsed, done / max(writer.commits, 1)
+    start = time.perf_counter()
+    await asyncio.gather(*(appender(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    commits = writer.commits
+    if isinstance(writer, ProcessWriter):
+        await writer.aclose()
+    else:
+        writer.close()
+    return done / elapsed, done / max(commits, 1)
 
 
 REPEATS = 5
@@ -134,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, store in stores.items():
             for batch in (1, 1000):
                 rate, per_commit = asyncio.run(
-                    _through_writer(store, batch, args.concurrency, args.seconds)
+                    _through_writer(store, urls[name], batch, args.concurrency, args.seconds)
                 )
                 print(f"{name:<12}{batch:>7}{rate:>12,.0f}{per_commit:>16,.0f}")
         print(f"one transaction of {RAW_ROWS:,} built rows, no writer (best of {REPEATS}):")
