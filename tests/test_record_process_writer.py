@@ -160,6 +160,31 @@ def test_aclose_commits_and_answers_everything_sent_even_beyond_a_full_pipe(tmp_
     writer.store.close()
 
 
+def test_a_stuck_writer_process_answers_unavailable_at_the_deadline(tmp_path):
+    path = tmp_path / "record.sqlite"
+
+    async def stuck() -> ProcessWriter:
+        writer = writer_for(path, deadline=0.3)
+        await writer.append([record("before")])
+        pid = writer.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # as a stalled fsync would hold it
+        start = time.monotonic()
+        with pytest.raises(RecordUnavailable, match=r"not committed in 0\.3 s"):
+            await writer.append([record("late")])
+        assert time.monotonic() - start < 2.0
+        os.kill(pid, signal.SIGCONT)
+        await writer.append([record("after")])  # the same child, going again
+        assert writer.starts == 1
+        await writer.aclose()
+        return writer
+
+    writer = asyncio.run(stuck())
+    # The call that gave up was answered 503; its record, already sent, is committed anyway.
+    assert stored_ids(writer.store) == {"before", "late", "after"}
+    writer.store.close()
+
+
 def test_close_without_the_loop_commits_what_reached_the_pipe_and_fails_its_calls(tmp_path):
     path = tmp_path / "record.sqlite"
 

@@ -56,6 +56,8 @@ _F_SETPIPE_SZ: Final[int] = 1031  # Linux's fcntl.F_SETPIPE_SZ, spelled out for 
 # a commit per two requests, not one (each commit writes its pages again to the WAL, and
 # the WAL's size sets how often a checkpoint stalls the writer), for at most 2 ms more.
 DEFAULT_WINDOW: Final[float] = 0.002
+# A call waits this long for its commit (a commit takes milliseconds), then answers 503.
+DEFAULT_DEADLINE: Final[float] = 5.0
 
 
 def frame(payload: Any) -> bytes:
@@ -187,9 +189,11 @@ class ProcessWriter:
         busy_timeout: float = 0.5,
         retry_after: float = 1.0,
         window: float = DEFAULT_WINDOW,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.url = url
         self.window = window
+        self.deadline = deadline
         self.store = store
         self.writer_id = writer_id or new_writer_id()
         self.busy_timeout = busy_timeout
@@ -281,9 +285,14 @@ class ProcessWriter:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[call_id] = future
         transport.write(frame((call_id, prepared)))
-        # Once sent, a record is committed even if this call is cancelled (its client gone):
-        # the decision was made, and an extra record loses nothing.
-        await future
+        # Once sent, a record is committed even if this call is cancelled (its client gone)
+        # or gives up at its deadline (a child stuck in a stalled fsync): the decision was
+        # made, and a record without an answer loses nothing; an answer without one would.
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.deadline)
+        except TimeoutError:
+            message = f"the record writer has not committed in {self.deadline:g} s"
+            raise RecordUnavailable(message, self.retry_after) from None
 
     def _on_readable(
         self,
