@@ -288,11 +288,17 @@ class ProcessWriter:
         # Once sent, a record is committed even if this call is cancelled (its client gone)
         # or gives up at its deadline (a child stuck in a stalled fsync): the decision was
         # made, and a record without an answer loses nothing; an answer without one would.
+        # One timer per call, not ``wait_for`` (a task and a shield per call).
+        timer = asyncio.get_running_loop().call_later(self.deadline, self._give_up, future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.deadline)
-        except TimeoutError:
+            await future
+        finally:
+            timer.cancel()
+
+    def _give_up(self, future: asyncio.Future[None]) -> None:
+        if not future.done():
             message = f"the record writer has not committed in {self.deadline:g} s"
-            raise RecordUnavailable(message, self.retry_after) from None
+            future.set_exception(RecordUnavailable(message, self.retry_after))
 
     def _on_readable(
         self,
