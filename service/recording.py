@@ -100,10 +100,7 @@ class DecisionRecorder:
     async def aclose(self) -> None:
         """Commit what is queued and stop the writer (worker shutdown): the writer process
         gets what the worker still buffers and is waited for; a thread writer is joined."""
-        if isinstance(self.writer, ProcessWriter):
-            await self.writer.aclose()
-        else:
-            self.writer.close()
+        await self.writer.aclose()
         self.writer.store.close()
 
 

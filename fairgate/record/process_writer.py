@@ -98,11 +98,11 @@ def _grow_pipe(fd: int) -> None:
 
 
 class _Outcome:
-    """What ``GroupCommit._write`` reports for one call (it sets a future's result)."""
+    """What ``GroupCommit.write`` reports for one call (it sets a future's result)."""
 
     def __init__(self, call_id: int) -> None:
         self.call_id = call_id
-        # Until ``_write`` reports a commit, a call counts as not recorded.
+        # Until ``write`` reports a commit, a call counts as not recorded.
         self.error: tuple[str, float] | None = ("the record writer did not commit it", 1.0)
 
     def set_result(self, _: None) -> None:
@@ -155,7 +155,7 @@ def serve(
         queued -= size
         due = time.monotonic()  # calls left over (past max_batch) have waited long enough
         try:
-            committer._write(group)
+            committer.write(group)
         except Exception as error:  # a bug must fail these calls, not end the writer
             log.exception("record writer error")
             for _, outcome in group:
@@ -332,19 +332,15 @@ class ProcessWriter:
         asyncio.get_running_loop().remove_reader(process.stdout.fileno())
         process.stdout.close()
         code = process.wait()
-        if self._gone is not None and not self._gone.done() and process is self._process:
-            self._gone.set_result(None)
         if process is self._process:
+            if self._gone is not None and not self._gone.done():
+                self._gone.set_result(None)
             if self._transport is not None:
                 self._transport.close()
             self._process, self._transport = None, None
         if self._running:
             log.warning("record writer process %s exited with %s", process.pid, code)
-        error = RecordUnavailable(f"the record writer process exited (code {code})", 1.0)
-        for future in waiting.values():
-            if not future.done():
-                future.set_exception(error)
-        waiting.clear()
+        _fail(waiting, RecordUnavailable(f"the record writer process exited (code {code})", 1.0))
 
     async def aclose(self, timeout: float = 10.0) -> None:
         """Stop taking records; send what is buffered, let the child commit and acknowledge
@@ -354,7 +350,7 @@ class ProcessWriter:
         process, transport, gone = self._process, self._transport, self._gone
         if process is None:
             return
-        if transport is None or gone is None:  # never attached: nothing was sent
+        if transport is None or gone is None:  # never attached (both or neither): nothing sent
             self.close(timeout)
             return
         transport.close()  # flushes its buffer, then closes the pipe: the child sees EOF
@@ -365,7 +361,7 @@ class ProcessWriter:
                         process.pid, timeout)  # fmt: skip
             process.kill()
             await asyncio.wait_for(asyncio.shield(gone), timeout)
-        self._fail_waiting(RecordUnavailable("the record writer is closed", 1.0))
+        _fail(self._waiting, RecordUnavailable("the record writer is closed", 1.0))
 
     def close(self, timeout: float = 10.0) -> None:
         """``aclose`` without waiting in the event loop: closes the pipe at once, so records
@@ -389,13 +385,15 @@ class ProcessWriter:
             process.kill()
             process.wait()
         process.stdout.close()
-        self._fail_waiting(RecordUnavailable("the record writer is closed", 1.0))
+        _fail(self._waiting, RecordUnavailable("the record writer is closed", 1.0))
 
-    def _fail_waiting(self, error: RecordUnavailable) -> None:
-        waiting, self._waiting = self._waiting, {}
-        for future in waiting.values():
-            if not future.done():
-                future.set_exception(error)
+
+def _fail(waiting: dict[int, asyncio.Future[None]], error: RecordUnavailable) -> None:
+    """Fail every call still waiting (a child gone, or the writer closed), and forget them."""
+    for future in waiting.values():
+        if not future.done():
+            future.set_exception(error)
+    waiting.clear()
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ class GroupCommit:
     """What every writer shares: one hash chain, the store's transactions, the down state.
 
     A user decides where transactions run (``RecordWriter``: a thread of its own; the writer
-    process's loop, ``process_writer.serve``) and feeds ``_write`` batches of pending records.
+    process's loop, ``process_writer.serve``) and feeds ``write`` batches of pending records.
     """
 
     def __init__(
@@ -83,7 +83,8 @@ class GroupCommit:
         remaining = self._down_until - self._clock()
         return RecordUnavailable(self._down_reason, remaining) if remaining > 0 else None
 
-    def _write(self, batch: Sequence[Pending]) -> None:
+    def write(self, batch: Sequence[Pending]) -> None:
+        """Commit a batch in one transaction; settle each pending future (or outcome)."""
         if not batch:
             return
         refused = self._refusal()
@@ -190,6 +191,10 @@ class RecordWriter(GroupCommit):
         if self._thread is not None:
             self._thread.join(timeout)
 
+    async def aclose(self, timeout: float = 10.0) -> None:
+        """``close`` for an async shutdown hook (the same call: the thread is joined)."""
+        self.close(timeout)
+
     def __enter__(self) -> RecordWriter:
         return self.start()
 
@@ -216,7 +221,7 @@ class RecordWriter(GroupCommit):
     def _run(self) -> None:
         while (batch := self._take()) is not None:
             try:
-                self._write(batch)
+                self.write(batch)
             except Exception:  # a bug here must not stop the thread every caller waits on
                 log.exception("record writer error")
                 for _, future in batch:
