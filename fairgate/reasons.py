@@ -8,8 +8,9 @@ applicants' features):
 - logistic model: ``coef_j / scale_j * (x_j - reference_j)``, exact in log-odds;
 - gradient boosting (no additive form): the score change when the feature alone is set to
   the reference, ``score(x) - score(x with feature j from the reference)`` (a one-at-a-time
-  occlusion, model-agnostic); the compiled trees score all of a denial's occlusions in one
-  walk (``TreeOcclusion``), any other scorer scores the occluded rows in one call.
+  occlusion, model-agnostic); the compiled trees score all of a denial's occlusions from
+  their leaf table without building the occluded rows (``TreeOcclusion``), any other scorer
+  scores the occluded rows in one call.
 
 A one-hot feature's columns count as one feature. Only contributions below zero are reasons,
 most negative first, at most four. A feature that reads a protected attribute's field (or is

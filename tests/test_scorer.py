@@ -1,8 +1,12 @@
+import re
+
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from fairgate.schema import synthetic_features
 from fairgate.scorer import load_scorer, save_scorer
+from fairgate.tree_table import TOO_MANY_LEAVES, leaf_masks
 from training.compile_model import compile_model
 from training.loan_book import synthetic_loan_book
 from training.model import build_model
@@ -45,36 +49,71 @@ def test_gbm_is_monotone_in_income(data):
     assert np.all(scorer.score(spec.build(richer)) >= scorer.score(low))
 
 
-def test_tree_occlusion_scores_each_block_set_to_the_reference(data):
-    """The reasons' table walk gives, bit for bit, the scores of the occluded rows built
-    by hand, and those are scikit-learn's own within 1e-12."""
+def _gbm(spec, leaves: int) -> HistGradientBoostingClassifier:
+    if leaves == 31:  # what training builds (uint32 leaf sets)
+        return build_model("gbm", monotonic=spec.monotonic_constraints, seed=0)
+    # Up to 64 leaves per tree: the uint64 leaf sets.
+    return HistGradientBoostingClassifier(max_iter=30, max_depth=6, max_leaf_nodes=leaves,
+                                          random_state=0)  # fmt: skip
+
+
+@pytest.mark.parametrize("leaves", [31, 64])
+def test_tree_occlusion_scores_each_block_set_to_the_reference(data, leaves):
+    """The reasons' occlusion gives, bit for bit, the scores of the occluded rows built by
+    hand, and those are scikit-learn's own within 1e-12."""
     spec, features, labels = data
-    model = build_model("gbm", monotonic=spec.monotonic_constraints, seed=0).fit(
-        features[:8000], labels[:8000]
-    )
+    model = _gbm(spec, leaves).fit(features[:8000], labels[:8000])
+    counts = [int(p.nodes["is_leaf"].sum()) for (p,) in model._predictors]
+    assert (max(counts) > 32) == (leaves > 32)
     scorer = compile_model(model)
+    holdout = features[8000:]
+    expected = model.predict_proba(holdout)[:, 1]
+    np.testing.assert_allclose(scorer.score(holdout), expected, rtol=0, atol=1e-12)
     rows = features[8000:8300].copy()
-    rows[5, 0] = np.nan  # a missing value goes right, in the walk as in score()
+    rows[5, 0] = np.nan  # a missing value goes right, in the occlusion as in score()
     rng = np.random.default_rng(4)
     width = features.shape[1]
-    # Blocks as the explainer makes them (one or a few columns each), plus an empty one and
-    # one of every column.
+    # Blocks as the explainer makes them (one or a few columns each, some columns in no
+    # block), plus an empty one and one of every column.
     blocks = np.zeros((7, width), dtype=bool)
-    for j in range(5):
-        blocks[j, rng.choice(width, size=j % 3 + 1, replace=False)] = True
+    shuffled = rng.permutation(width)
+    for j, columns in enumerate(np.array_split(shuffled[: width - 3], 5)):
+        blocks[j, columns] = True
     blocks[6] = True
     reference = np.median(features[:8000], axis=0)
-    walker = scorer.occlusion(reference, blocks)
+    occlusion = scorer.occlusion(reference, blocks)
     occluded = np.where(blocks[None, :, :], reference, rows[:, None, :])  # (rows, k, width)
     by_hand = scorer.score(occluded.reshape(-1, width)).reshape(len(rows), len(blocks))
-    np.testing.assert_array_equal(walker.scores(rows), by_hand)
-    np.testing.assert_array_equal(walker.scores(rows[7:8]), by_hand[7:8])  # one row alone
+    np.testing.assert_array_equal(occlusion.scores(rows), by_hand)
+    np.testing.assert_array_equal(occlusion.scores(rows[7:8]), by_hand[7:8])  # one row alone
     finite = np.isfinite(rows).all(axis=1)
     sklearn = model.predict_proba(occluded[finite].reshape(-1, width))[:, 1]
     np.testing.assert_allclose(by_hand[finite].ravel(), sklearn, rtol=0, atol=1e-12)
-    # The empty block changes nothing; the whole row set to the reference scores it.
-    np.testing.assert_array_equal(walker.scores(rows)[:, 5], scorer.score(rows))
-    np.testing.assert_array_equal(walker.scores(rows)[:, 6], scorer.score(reference[None, :])[0])
+    # The empty block changes nothing; the block of every column scores the reference.
+    np.testing.assert_array_equal(occlusion.scores(rows)[:, 5], scorer.score(rows))
+    np.testing.assert_array_equal(occlusion.scores(rows)[:, 6], scorer.score(reference[None, :])[0])
+
+
+def test_leaf_masks_clear_the_left_subtree_and_rank_leaves_left_to_right():
+    # Node 0 splits into 1 (a leaf) and 2; node 2 splits into leaves 3 and 4. Leaves point
+    # to themselves. Left to right the leaves are 1, 3, 4: ranks 0, 1, 2.
+    left = np.array([1, 1, 3, 3, 4])
+    right = np.array([2, 1, 4, 3, 4])
+    masks, rank = leaf_masks(left, right, np.array([0]))
+    assert rank.tolist() == [-1, 0, -1, 1, 2]
+    assert int(masks[0]) == 2**64 - 1 - 0b001  # going right at 0 rules out leaf rank 0
+    assert int(masks[2]) == 2**64 - 1 - 0b010  # going right at 2 rules out leaf rank 1
+    assert int(masks[1]) == int(masks[3]) == int(masks[4]) == 2**64 - 1
+
+
+def test_a_tree_of_more_than_64_leaves_is_refused():
+    # A chain: node i < 64 splits into leaf 100 + i (left) and i + 1 (right); node 64 is a leaf.
+    left = np.arange(200)
+    right = np.arange(200)
+    left[:64] = 100 + np.arange(64)
+    right[:64] = np.arange(1, 65)
+    with pytest.raises(ValueError, match=re.escape(TOO_MANY_LEAVES)):
+        leaf_masks(left, right, np.array([0]))
 
 
 # What a BentoML worker does (``_bentoml_impl.worker.service.main``): load the service with

@@ -24,7 +24,8 @@ def build_model(kind: ModelKind, *, monotonic: list[int], seed: int) -> Any:
             ]
         )
     if kind == "gbm":
-        # Depth is capped so the compiled level-by-level walk stays fast at serving time.
+        # Depth 6 keeps a tree's leaves within one 64-bit set, as the compiled scorer needs
+        # (fairgate/tree_table.py); the default max_leaf_nodes=31 makes them fit 32 bits.
         return HistGradientBoostingClassifier(
             max_iter=100,
             max_depth=6,
