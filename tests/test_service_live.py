@@ -147,6 +147,8 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
             assert worker.environ()["FAIRGATE_MODEL"] == resolved
             mapped = {m.path for m in worker.memory_maps()}
             assert not [p for p in mapped if "/sklearn/" in p or "/pandas/" in p]
+            # uvicorn picked the C event loop and HTTP parser (a third of a worker's CPU).
+            assert {"uvloop", "httptools"} <= {part for p in mapped for part in p.split("/")}
         newer = save_artifacts(
             name="fairgate-loan",
             scorer=trained.scorer,
