@@ -133,7 +133,7 @@ class Explainer:
         if self._weights is not None:
             return ((matrix - self.reference) * self._weights) @ self._sum
         base = self.scorer.score(matrix) if scores is None else scores
-        if self._trees is not None:  # the same scores, walked through one table
+        if self._trees is not None:  # the same scores, looked up in the leaf table
             return base[:, None] - self._trees.scores(matrix)
         rows, k = matrix.shape[0], len(self.blocks)
         # (rows, k, columns): row i with block j's columns set to the reference, in one

@@ -5,8 +5,9 @@ The service scores with these, not with scikit-learn: no pickle is loaded at ser
 (arrays are stored in ``.npz`` read with ``allow_pickle=False``) and a single application
 costs microseconds instead of the ~0.3-1.6 ms of a scikit-learn ``predict_proba`` call.
 Scores equal ``predict_proba(X)[:, 1]`` within 1e-12 (tested on held-out data; the tree
-scorer is bit-exact, the logistic one differs in the last ulp because it reduces row by
-row), and a row's score never depends on the other rows of its batch.
+scorer is bit-exact, missing values included, the logistic one differs in the last ulp
+because it reduces row by row), and a row's score never depends on the other rows of its
+batch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Protocol
 import numpy as np
 from scipy.special import expit
 
-from fairgate.tree_table import LeafTable
+from fairgate.tree_table import CHUNK_BYTES, LeafTable
 
 
 class Scorer(Protocol):
@@ -75,6 +76,7 @@ class TreeScorer:
         roots: np.ndarray,
         baseline: np.ndarray,
         depth: np.ndarray,
+        missing_left: np.ndarray | None = None,
     ) -> None:
         self.feature = feature
         self.threshold = threshold
@@ -84,15 +86,20 @@ class TreeScorer:
         self.roots = roots
         self.baseline = baseline
         self.depth = depth
+        # Where a split sends a missing value (NaN). Artifacts saved before it was kept
+        # have none: NaN then goes right everywhere, as they were scored when saved.
+        self.missing_left = missing_left
         internal = left != np.arange(len(left))
-        self.columns = np.unique(feature[internal])  # the columns some split reads
-        self._table = LeafTable(feature, threshold, left, right, value, roots,
-                                float(baseline[0]), self.columns.tolist())  # fmt: skip
+        # The columns some split reads (column 0 alone, always full, if no tree splits).
+        self.columns = np.unique(feature[internal]) if internal.any() else np.array([0])
+        self._table = LeafTable(
+            feature, threshold, left, right, value, roots, float(baseline[0]),
+            self.columns.tolist(), missing_left,
+        )  # fmt: skip
         # ``depth`` is kept in the saved arrays (the artifact format) but no longer walked.
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        masks = self._table.masks(self._table.bins(np.asarray(features, dtype=np.float64)))
-        return self._table.probability(np.bitwise_and.reduce(masks, axis=1))
+        return self._table.score(np.asarray(features, dtype=np.float64))
 
     def occlusion(self, reference: np.ndarray, blocks: np.ndarray) -> TreeOcclusion:
         """A scorer of a row with each block of columns set to ``reference`` (``blocks``: one
@@ -109,10 +116,7 @@ class TreeScorer:
             "roots": self.roots,
             "baseline": self.baseline,
             "depth": self.depth,
-        }
-
-
-CHUNK = 64  # rows occluded at a time: bounds the (rows, k, columns, trees) leaf sets
+        } | ({} if self.missing_left is None else {"missing_left": self.missing_left})
 
 
 class TreeOcclusion:
@@ -130,17 +134,19 @@ class TreeOcclusion:
         self._blocks = np.asarray(blocks, dtype=bool)[:, scorer.columns]  # (k, read columns)
         reference = np.asarray(reference, dtype=np.float64)[None, :]
         self._reference = self._table.bins(reference)[0]
+        # Rows occluded at a time: each takes k x columns table rows (54 kB by default).
+        self._step = max(1, CHUNK_BYTES // (self._blocks.size * self._table.row_bytes))
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """(rows, k): row i's score with block j set to the reference."""
         bins = self._table.bins(np.asarray(features, dtype=np.float64))
         rows, k = len(bins), len(self._blocks)
         out = np.empty((rows, k))
-        # 3.5 MB of leaf sets per CHUNK of rows for the default model (9 blocks, 15 columns).
-        for first in range(0, rows, CHUNK):
-            chosen = np.where(self._blocks, self._reference, bins[first : first + CHUNK, None, :])
+        step = self._step
+        for first in range(0, rows, step):
+            chosen = np.where(self._blocks, self._reference, bins[first : first + step, None, :])
             leaves = np.bitwise_and.reduce(self._table.masks(chosen), axis=2)
-            out[first : first + CHUNK] = self._table.probability(leaves)
+            out[first : first + step] = self._table.probability(leaves)
         return out
 
 

@@ -24,7 +24,13 @@ from scipy.special import expit
 
 FULL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 MAX_LEAVES = 64
-TOO_MANY_LEAVES = f"a tree has more than {MAX_LEAVES} leaves (train it with max_depth <= 6)"
+TOO_MANY_LEAVES = (
+    f"a tree has more than {MAX_LEAVES} leaves (train it with max_depth <= 6 or "
+    f"max_leaf_nodes <= {MAX_LEAVES})"
+)
+# Rows scored (or occluded) per numpy call: bounds the temporary arrays of a large batch (the
+# training book is scored whole) and keeps them in cache. Bytes, not rows: models differ.
+CHUNK_BYTES = 16 * 2**20
 
 
 def leaf_masks(
@@ -38,20 +44,22 @@ def leaf_masks(
     for root in roots.tolist():
         count = 0
 
-        def span(node: int) -> tuple[int, int]:
+        def span(node: int, depth: int) -> tuple[int, int]:
             nonlocal count
+            if depth > MAX_LEAVES:  # a path this long means more leaves than that, and
+                raise ValueError(TOO_MANY_LEAVES)  # Python's recursion limit is near
             if left[node] == node:
                 if count == MAX_LEAVES:
                     raise ValueError(TOO_MANY_LEAVES)
                 rank[node] = count
                 count += 1
                 return count - 1, count
-            low, middle = span(int(left[node]))
-            _, high = span(int(right[node]))
+            low, middle = span(int(left[node]), depth + 1)
+            _, high = span(int(right[node]), depth + 1)
             masks[node] = ~np.uint64(((1 << (middle - low)) - 1) << low)
             return low, high
 
-        span(root)
+        span(root, 0)
     return masks, rank
 
 
@@ -73,6 +81,7 @@ class LeafTable:
         roots: np.ndarray,
         baseline: float,
         columns: Sequence[int],
+        missing_left: np.ndarray | None = None,
     ) -> None:
         nodes, trees = len(left), roots.size
         masks, rank = leaf_masks(left, right, roots)
@@ -83,19 +92,24 @@ class LeafTable:
         masks = masks.astype(unsigned)
         tree_of = np.repeat(np.arange(trees), np.diff(np.append(roots, nodes)))
         internal = np.flatnonzero(left != np.arange(nodes))
+        if missing_left is None:  # scored before the direction was kept: NaN goes right
+            missing_left = np.zeros(nodes, dtype=bool)
         blocks, cuts, cut_columns, last_rows = [], [], [], []
         rows = 0
         for column in columns:
             reading = internal[feature[internal] == column]
-            # The +inf cut keeps every column's bin count non-empty; NaN passes it (NaN <= t
-            # is False everywhere), so NaN lands in the last bin: right at every node, as in
-            # the walk this replaces.
+            # The +inf cut keeps every column's bin count non-empty. No value but NaN passes
+            # it (NaN <= t is False everywhere), so the last row is NaN's own: there a node
+            # sends x the way it learnt for missing values, as scikit-learn does.
             column_cuts = np.unique(np.append(threshold[reading], np.inf))
-            block = np.full((len(column_cuts) + 1, trees), np.iinfo(unsigned).max, dtype=unsigned)
+            nan_row = len(column_cuts)
+            block = np.full((nan_row + 1, trees), np.iinfo(unsigned).max, dtype=unsigned)
             at_cut = np.searchsorted(column_cuts, threshold[reading])
             for node, at in zip(reading.tolist(), at_cut.tolist(), strict=True):
                 # x goes right at the node when more than ``at`` cuts are below x.
-                block[at + 1 :, tree_of[node]] &= masks[node]
+                block[at + 1 : nan_row, tree_of[node]] &= masks[node]
+                if not missing_left[node]:
+                    block[nan_row, tree_of[node]] &= masks[node]
             blocks.append(block)
             cuts.append(column_cuts)
             cut_columns.append(np.full(len(column_cuts), column, dtype=np.intp))
@@ -113,6 +127,21 @@ class LeafTable:
         self._values[tree_of[leaves] * MAX_LEAVES + rank[leaves]] = value[leaves]
         self._values[:MAX_LEAVES] += baseline
         self._leaf_start = np.arange(trees) * MAX_LEAVES - 1  # frexp's exponent is rank + 1
+        self.row_bytes = trees * self._table.itemsize  # one table row: a leaf set per tree
+        # Per row scored: the cut comparisons (float64 and bool) and a table row per column.
+        row_bytes = 9 * len(self._cuts) + len(columns) * self.row_bytes
+        self.chunk_rows = max(1, CHUNK_BYTES // row_bytes)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Scores of rows of float64 features, ``chunk_rows`` at a time."""
+        step = self.chunk_rows
+        if len(features) <= step:
+            return self._score(features)
+        return np.concatenate([self._score(features[i : i + step])
+                               for i in range(0, len(features), step)])  # fmt: skip
+
+    def _score(self, features: np.ndarray) -> np.ndarray:
+        return self.probability(np.bitwise_and.reduce(self.masks(self.bins(features)), axis=1))
 
     def bins(self, features: np.ndarray) -> np.ndarray:
         """(rows, columns): the table row of each row's bin in each column."""

@@ -2,10 +2,11 @@ import re
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from fairgate.schema import synthetic_features
-from fairgate.scorer import load_scorer, save_scorer
+from fairgate.scorer import TreeScorer, load_scorer, save_scorer
 from fairgate.tree_table import TOO_MANY_LEAVES, leaf_masks
 from training.compile_model import compile_model
 from training.loan_book import synthetic_loan_book
@@ -70,7 +71,7 @@ def test_tree_occlusion_scores_each_block_set_to_the_reference(data, leaves):
     expected = model.predict_proba(holdout)[:, 1]
     np.testing.assert_allclose(scorer.score(holdout), expected, rtol=0, atol=1e-12)
     rows = features[8000:8300].copy()
-    rows[5, 0] = np.nan  # a missing value goes right, in the occlusion as in score()
+    rows[5, 0] = np.nan  # a missing value goes the way its split learnt, as in scikit-learn
     rng = np.random.default_rng(4)
     width = features.shape[1]
     # Blocks as the explainer makes them (one or a few columns each, some columns in no
@@ -86,12 +87,87 @@ def test_tree_occlusion_scores_each_block_set_to_the_reference(data, leaves):
     by_hand = scorer.score(occluded.reshape(-1, width)).reshape(len(rows), len(blocks))
     np.testing.assert_array_equal(occlusion.scores(rows), by_hand)
     np.testing.assert_array_equal(occlusion.scores(rows[7:8]), by_hand[7:8])  # one row alone
-    finite = np.isfinite(rows).all(axis=1)
-    sklearn = model.predict_proba(occluded[finite].reshape(-1, width))[:, 1]
-    np.testing.assert_allclose(by_hand[finite].ravel(), sklearn, rtol=0, atol=1e-12)
+    sklearn = model.predict_proba(occluded.reshape(-1, width))[:, 1]
+    np.testing.assert_array_equal(by_hand.ravel(), sklearn)
     # The empty block changes nothing; the block of every column scores the reference.
     np.testing.assert_array_equal(occlusion.scores(rows)[:, 5], scorer.score(rows))
     np.testing.assert_array_equal(occlusion.scores(rows)[:, 6], scorer.score(reference[None, :])[0])
+
+
+def test_missing_values_go_the_way_each_split_learnt():
+    # scikit-learn sends a missing value to the child that saw more samples when training had
+    # none (here left: 80 zeros against 20 ones), and the learnt way when it had some.
+    x = np.r_[np.zeros(80), np.ones(20)][:, None]
+    model = HistGradientBoostingClassifier(max_iter=1).fit(x, x[:, 0].astype(int))
+    rows = np.array([[0.0], [1.0], [np.nan]])
+    np.testing.assert_array_equal(compile_model(model).score(rows), model.predict_proba(rows)[:, 1])
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(3000, 4))
+    labels = (features[:, 0] + features[:, 1] > 0).astype(int)
+    features[rng.random(features.shape) < 0.2] = np.nan
+    model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(features, labels)
+    scorer = compile_model(model)
+    np.testing.assert_array_equal(scorer.score(features), model.predict_proba(features)[:, 1])
+    # An artifact saved before the direction was kept still loads; NaN then goes right.
+    older = {k: v for k, v in scorer.arrays().items() if k != "missing_left"}
+    finite = np.isfinite(features).all(axis=1)
+    np.testing.assert_array_equal(TreeScorer(**older).score(features[finite]),
+                                  scorer.score(features[finite]))  # fmt: skip
+
+
+def test_a_model_that_never_split_scores_its_baseline():
+    labels = np.r_[np.zeros(150, dtype=int), np.ones(50, dtype=int)]
+    model = HistGradientBoostingClassifier(max_iter=5).fit(np.ones((200, 3)), labels)
+    scorer = compile_model(model)
+    rows = np.array([[1.0, 1.0, 1.0], [0.0, np.nan, 5.0]])
+    np.testing.assert_array_equal(scorer.score(rows), model.predict_proba(rows)[:, 1])
+    occlusion = scorer.occlusion(np.ones(3), np.eye(3, dtype=bool))
+    unchanged = np.repeat(scorer.score(rows)[:, None], 3, axis=1)
+    np.testing.assert_array_equal(occlusion.scores(rows), unchanged)
+
+
+def _walk(arrays: dict, row: np.ndarray) -> tuple[float, list[int]]:
+    """A plain Python walk: the raw score (baseline, then each tree's leaf in order) and the
+    leaves reached."""
+    total, reached = float(arrays["baseline"][0]), []
+    for node in arrays["roots"].tolist():
+        while arrays["left"][node] != node:
+            goes_left = row[arrays["feature"][node]] <= arrays["threshold"][node]
+            node = arrays["left"][node] if goes_left else arrays["right"][node]
+        total += arrays["value"][node]
+        reached.append(node)
+    return total, reached
+
+
+@pytest.mark.parametrize("depth", [5, 6])  # 32 leaves (uint32 sets), 64 (uint64)
+def test_complete_trees_reach_every_leaf_the_last_included(depth):
+    """Hand-built complete trees, two of them: every leaf, the one on the sets' top bit
+    included, scores as a plain walk does."""
+    rng = np.random.default_rng(depth)
+    internal, leaves = 2**depth - 1, 2**depth
+    size = internal + leaves
+    own = np.arange(size)
+    # Node i splits into 2i + 1 (left) and 2i + 2; level d reads column d at 0.5, so each of
+    # the 2**depth leaves is one pattern of the row's columns.
+    level = np.floor(np.log2(own + 1)).astype(np.intp)
+    left = np.where(own < internal, 2 * own + 1, own)
+    right = np.where(own < internal, 2 * own + 2, own)
+    arrays = {
+        "feature": np.tile(np.where(own < internal, level, 0), 2),
+        "threshold": np.tile(np.where(own < internal, 0.5, np.inf), 2),
+        "left": np.r_[left, left + size],
+        "right": np.r_[right, right + size],
+        "value": rng.normal(size=2 * size),
+        "roots": np.array([0, size]),
+        "baseline": np.array([0.25]),
+        "depth": np.array([depth]),
+    }
+    scorer = TreeScorer(**arrays)
+    rows = (rng.random((4000, depth)) > 0.5).astype(float)
+    walked = [_walk(arrays, row) for row in rows]
+    assert len({tuple(reached) for _, reached in walked}) == leaves  # every leaf reached
+    expected = expit(np.array([total for total, _ in walked]))
+    np.testing.assert_array_equal(scorer.score(rows), expected)
 
 
 def test_leaf_masks_clear_the_left_subtree_and_rank_leaves_left_to_right():

@@ -17,7 +17,7 @@ from fairgate.scorer import LogisticScorer, Scorer, TreeScorer
 
 
 def _compile_trees(model: HistGradientBoostingClassifier) -> TreeScorer:
-    feature, threshold, left, right, value, roots = [], [], [], [], [], []
+    feature, threshold, left, right, value, roots, missing_left = [], [], [], [], [], [], []
     offset, max_depth = 0, 0
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
@@ -30,6 +30,7 @@ def _compile_trees(model: HistGradientBoostingClassifier) -> TreeScorer:
         left.append(np.where(leaf, own, nodes["left"]) + offset)
         right.append(np.where(leaf, own, nodes["right"]) + offset)
         value.append(nodes["value"])
+        missing_left.append(~leaf & nodes["missing_go_to_left"].astype(bool))
         roots.append(offset)
         max_depth = max(max_depth, int(nodes["depth"].max()))
         offset += len(nodes)
@@ -42,6 +43,7 @@ def _compile_trees(model: HistGradientBoostingClassifier) -> TreeScorer:
         roots=np.asarray(roots, dtype=np.intp),
         baseline=np.asarray(model._baseline_prediction, dtype=np.float64).ravel(),
         depth=np.asarray([max_depth], dtype=np.intp),
+        missing_left=np.concatenate(missing_left),
     )
 
 
