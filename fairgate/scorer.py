@@ -135,16 +135,18 @@ class TreeOcclusion:
         reference = np.asarray(reference, dtype=np.float64)[None, :]
         self._reference = self._table.bins(reference)[0]
         # Rows occluded at a time: each takes k x columns table rows (54 kB by default).
-        self._step = max(1, CHUNK_BYTES // (self._blocks.size * self._table.row_bytes))
+        per_row = max(1, self._blocks.size * self._table.row_bytes)
+        self._step = max(1, CHUNK_BYTES // per_row)
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """(rows, k): row i's score with block j set to the reference."""
-        bins = self._table.bins(np.asarray(features, dtype=np.float64))
-        rows, k = len(bins), len(self._blocks)
+        features = np.asarray(features, dtype=np.float64)
+        rows, k = len(features), len(self._blocks)
         out = np.empty((rows, k))
         step = self._step
         for first in range(0, rows, step):
-            chosen = np.where(self._blocks, self._reference, bins[first : first + step, None, :])
+            bins = self._table.bins(features[first : first + step])
+            chosen = np.where(self._blocks, self._reference, bins[:, None, :])
             leaves = np.bitwise_and.reduce(self._table.masks(chosen), axis=2)
             out[first : first + step] = self._table.probability(leaves)
         return out

@@ -98,13 +98,16 @@ class LeafTable:
         rows = 0
         for column in columns:
             reading = internal[feature[internal] == column]
+            # A NaN threshold (scikit-learn can learn one from a book holding infinities)
+            # sends every number right: it is no cut, its mask is in every number's row.
+            unordered = np.isnan(threshold[reading])
             # The +inf cut keeps every column's bin count non-empty. No value but NaN passes
             # it (NaN <= t is False everywhere), so the last row is NaN's own: there a node
             # sends x the way it learnt for missing values, as scikit-learn does.
-            column_cuts = np.unique(np.append(threshold[reading], np.inf))
+            column_cuts = np.unique(np.append(threshold[reading[~unordered]], np.inf))
             nan_row = len(column_cuts)
             block = np.full((nan_row + 1, trees), np.iinfo(unsigned).max, dtype=unsigned)
-            at_cut = np.searchsorted(column_cuts, threshold[reading])
+            at_cut = np.where(unordered, -1, np.searchsorted(column_cuts, threshold[reading]))
             for node, at in zip(reading.tolist(), at_cut.tolist(), strict=True):
                 # x goes right at the node when more than ``at`` cuts are below x.
                 block[at + 1 : nan_row, tree_of[node]] &= masks[node]

@@ -5,6 +5,8 @@ import pytest
 from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from fairgate import scorer as scorer_module
+from fairgate import tree_table
 from fairgate.schema import synthetic_features
 from fairgate.scorer import TreeScorer, load_scorer, save_scorer
 from fairgate.tree_table import TOO_MANY_LEAVES, leaf_masks
@@ -94,7 +96,7 @@ def test_tree_occlusion_scores_each_block_set_to_the_reference(data, leaves):
     np.testing.assert_array_equal(occlusion.scores(rows)[:, 6], scorer.score(reference[None, :])[0])
 
 
-def test_missing_values_go_the_way_each_split_learnt():
+def test_missing_values_go_the_way_each_split_learnt(tmp_path):
     # scikit-learn sends a missing value to the child that saw more samples when training had
     # none (here left: 80 zeros against 20 ones), and the learnt way when it had some.
     x = np.r_[np.zeros(80), np.ones(20)][:, None]
@@ -108,11 +110,55 @@ def test_missing_values_go_the_way_each_split_learnt():
     model = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(features, labels)
     scorer = compile_model(model)
     np.testing.assert_array_equal(scorer.score(features), model.predict_proba(features)[:, 1])
-    # An artifact saved before the direction was kept still loads; NaN then goes right.
+    # Saved and loaded, the directions are kept.
+    save_scorer(scorer, tmp_path / "scorer.npz")
+    reloaded = load_scorer(tmp_path / "scorer.npz")
+    np.testing.assert_array_equal(reloaded.score(features), scorer.score(features))
+    # An artifact saved before the direction was kept still loads, and decides as it did:
+    # NaN goes right at every split (a plain walk: NaN <= t is False).
     older = {k: v for k, v in scorer.arrays().items() if k != "missing_left"}
-    finite = np.isfinite(features).all(axis=1)
-    np.testing.assert_array_equal(TreeScorer(**older).score(features[finite]),
-                                  scorer.score(features[finite]))  # fmt: skip
+    walked = expit([_walk(older, row)[0] for row in features[:300]])
+    np.testing.assert_array_equal(TreeScorer(**older).score(features[:300]), walked)
+
+
+# scikit-learn's binning subtracts infinities while fitting (its warning, expected here).
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_a_book_with_infinities_scores_like_scikit_learn():
+    # Infinite values can make scikit-learn learn a NaN threshold (every number goes right);
+    # it is no cut of the column's bins, and the column's other splits stay exact.
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2000, 4))
+    labels = (features[:, 0] + rng.normal(size=2000) > 0).astype(int)
+    features[rng.random(features.shape) < 0.05] = np.inf
+    features[rng.random(features.shape) < 0.05] = -np.inf
+    missing = rng.random(features.shape) < 0.1
+    features[missing] = np.nan
+    labels[missing[:, 1]] = 1
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(features, labels)
+    scorer = compile_model(model)
+    assert np.isnan(scorer.threshold[scorer.left != np.arange(len(scorer.left))]).any()
+    rows = np.r_[features[:500], rng.normal(size=(500, 4))]
+    np.testing.assert_array_equal(scorer.score(rows), model.predict_proba(rows)[:, 1])
+
+
+def test_large_batches_are_scored_and_occluded_in_chunks_alike(data, monkeypatch):
+    spec, features, labels = data
+    model = build_model("gbm", monotonic=spec.monotonic_constraints, seed=0)
+    arrays = compile_model(model.fit(features[:4000], labels[:4000])).arrays()
+    rows = features[4000:4100].copy()
+    rows[::7, 2] = np.nan
+    reference = np.median(features[:4000], axis=0)
+    blocks = np.eye(features.shape[1], dtype=bool)[:5]
+    whole = TreeScorer(**arrays)
+    monkeypatch.setattr(tree_table, "CHUNK_BYTES", 1)  # one row per chunk
+    monkeypatch.setattr(scorer_module, "CHUNK_BYTES", 1)
+    chunked = TreeScorer(**arrays)
+    assert chunked._table.chunk_rows == 1
+    np.testing.assert_array_equal(chunked.score(rows), whole.score(rows))
+    np.testing.assert_array_equal(chunked.occlusion(reference, blocks).scores(rows),
+                                  whole.occlusion(reference, blocks).scores(rows))  # fmt: skip
+    # No block at all: nothing to occlude.
+    assert chunked.occlusion(reference, blocks[:0]).scores(rows).shape == (len(rows), 0)
 
 
 def test_a_model_that_never_split_scores_its_baseline():
