@@ -89,13 +89,10 @@ class TreeScorer:
         # Where a split sends a missing value (NaN). Artifacts saved before it was kept
         # have none: NaN then goes right everywhere, as they were scored when saved.
         self.missing_left = missing_left
-        internal = left != np.arange(len(left))
-        # The columns some split reads (column 0 alone, always full, if no tree splits).
-        self.columns = np.unique(feature[internal]) if internal.any() else np.array([0])
         self._table = LeafTable(
-            feature, threshold, left, right, value, roots, float(baseline[0]),
-            self.columns.tolist(), missing_left,
-        )  # fmt: skip
+            feature, threshold, left, right, value, roots, float(baseline[0]), missing_left
+        )
+        self.columns = self._table.columns  # the columns some split reads
         # ``depth`` is kept in the saved arrays (the artifact format) but no longer walked.
 
     def score(self, features: np.ndarray) -> np.ndarray:

@@ -17,8 +17,6 @@ most 32 leaves use uint32. The table takes (thresholds + 2 per column) x trees x
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from scipy.special import expit
 
@@ -66,9 +64,10 @@ def leaf_masks(
 class LeafTable:
     """Exit leaves and scores of an ensemble (the ``TreeScorer`` arrays) for rows of features.
 
-    ``columns``: the feature columns the table covers, in order (those the splits read);
-    ``masks(bins(x))`` gives one leaf set per (column, tree): the leaves that x's value on that
-    column leaves possible. A tree's exit leaf is the lowest bit of their AND.
+    ``columns``: the feature columns some split reads (column 0 alone, always full, when no
+    tree splits), one block of table rows each. ``masks(bins(x))`` gives one leaf set per
+    (column, tree): the leaves that x's value on that column leaves possible. A tree's exit
+    leaf is the lowest bit of their AND.
     """
 
     def __init__(
@@ -80,7 +79,6 @@ class LeafTable:
         value: np.ndarray,
         roots: np.ndarray,
         baseline: float,
-        columns: Sequence[int],
         missing_left: np.ndarray | None = None,
     ) -> None:
         nodes, trees = len(left), roots.size
@@ -92,11 +90,12 @@ class LeafTable:
         masks = masks.astype(unsigned)
         tree_of = np.repeat(np.arange(trees), np.diff(np.append(roots, nodes)))
         internal = np.flatnonzero(left != np.arange(nodes))
+        self.columns = np.unique(feature[internal]) if internal.size else np.array([0])
         if missing_left is None:  # scored before the direction was kept: NaN goes right
             missing_left = np.zeros(nodes, dtype=bool)
         blocks, cuts, cut_columns, last_rows = [], [], [], []
         rows = 0
-        for column in columns:
+        for column in self.columns.tolist():
             reading = internal[feature[internal] == column]
             # A NaN threshold (scikit-learn can learn one from a book holding infinities)
             # sends every number right: it is no cut, its mask is in every number's row.
@@ -132,8 +131,8 @@ class LeafTable:
         self._leaf_start = np.arange(trees) * MAX_LEAVES - 1  # frexp's exponent is rank + 1
         self.row_bytes = trees * self._table.itemsize  # one table row: a leaf set per tree
         # Per row scored: the cut comparisons (float64 and bool) and a table row per column.
-        row_bytes = 9 * len(self._cuts) + len(columns) * self.row_bytes
-        self.chunk_rows = max(1, CHUNK_BYTES // row_bytes)
+        per_row = 9 * len(self._cuts) + len(self.columns) * self.row_bytes
+        self.chunk_rows = max(1, CHUNK_BYTES // per_row)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Scores of rows of float64 features, ``chunk_rows`` at a time."""
