@@ -125,6 +125,13 @@ def _workers(server: LiveService) -> list[psutil.Process]:
     return found
 
 
+def _model_loaded(worker: psutil.Process) -> bool:
+    """A worker sets fairgate_model_info when it has loaded its model, which uvicorn does after
+    it set up its event loop and HTTP protocol, and before the worker takes a request."""
+    metrics_dir = Path(worker.environ()["PROMETHEUS_MULTIPROC_DIR"])
+    return (metrics_dir / f"gauge_max_{worker.pid}.db").exists()
+
+
 def _wait_for(condition, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -143,6 +150,8 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
     try:
         workers = _wait_for(lambda: len(_workers(server)) == 2 and _workers(server), 30, "workers")
         for worker in workers:
+            # server.wait() saw one worker answer; the other may still be starting up.
+            _wait_for(lambda w=worker: _model_loaded(w), 60, f"worker {worker.pid} loaded")
             # Handed the concrete tag, and no training library mapped into a real worker.
             assert worker.environ()["FAIRGATE_MODEL"] == resolved
             mapped = {m.path for m in worker.memory_maps()}
@@ -170,9 +179,7 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
             "a respawned worker",
         )[0]
         assert respawned.environ()["FAIRGATE_MODEL"] == resolved
-        # The respawned worker sets fairgate_model_info when it has loaded its model.
-        metrics_dir = Path(respawned.environ()["PROMETHEUS_MULTIPROC_DIR"])
-        _wait_for(lambda: (metrics_dir / f"gauge_max_{respawned.pid}.db").exists(), 60, "respawn")
+        _wait_for(lambda: _model_loaded(respawned), 60, "respawn")
         served = {
             httpx.post(f"{server.url}/decide", json=EXAMPLE).json()["model_version"]
             for _ in range(40)
