@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -127,6 +128,65 @@ def test_a_killed_writer_process_fails_its_calls_and_the_next_one_restarts_it(tm
     writer = asyncio.run(crash())
     assert stored_ids(writer.store) == {"before", "after"}
     assert writer.store.verify().ok  # the new child continued the chain from the store's head
+    writer.store.close()
+
+
+class FailingStart(ProcessWriter):
+    """A writer whose child exits at once, as one that cannot start would, while ``broken``."""
+
+    broken = True
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", "raise SystemExit(3)"] if self.broken else super().command()
+
+
+def test_a_child_that_cannot_start_is_restarted_after_a_doubling_delay_not_per_call(tmp_path):
+    path = tmp_path / "record.sqlite"
+    url = f"sqlite:///{path}"
+
+    async def failing() -> FailingStart:
+        writer = FailingStart(url, open_record(url), writer_id="w", window=0.0,
+                              restart_delay=(0.4, 0.8)).start()  # fmt: skip
+        with pytest.raises(RecordUnavailable, match=r"exited \(code 3\)"):
+            await writer.append([record("a")])
+        # Refused at once, without a new child, until the delay is over.
+        for _ in range(20):
+            with pytest.raises(RecordUnavailable, match="before it answered; restarting in"):
+                await writer.append([record("b")])
+        assert writer.starts == 1
+        with pytest.raises(RecordUnavailable) as refused:
+            await writer.append([record("b")])
+        assert 0 < refused.value.retry_after <= 0.4
+        await asyncio.sleep(0.45)
+        with pytest.raises(RecordUnavailable, match="exited"):
+            await writer.append([record("c")])  # the second start, which fails again
+        assert writer.starts == 2
+        with pytest.raises(RecordUnavailable) as refused:
+            await writer.append([record("c")])
+        assert 0.4 < refused.value.retry_after <= 0.8  # doubled
+        await asyncio.sleep(0.85)
+        with pytest.raises(RecordUnavailable, match="exited"):
+            await writer.append([record("d")])
+        with pytest.raises(RecordUnavailable) as refused:
+            await writer.append([record("d")])
+        assert 0.4 < refused.value.retry_after <= 0.8  # capped at restart_delay[1]
+        # Mended: the next start after the delay serves, and continues the chain.
+        writer.broken = False
+        await asyncio.sleep(0.85)
+        await writer.append([record("e")])
+        assert writer.starts == 4
+        # A child that had answered and then died is replaced at once, without a delay.
+        os.kill(writer.pid, signal.SIGKILL)
+        while writer.pid is not None:  # until its end of file is read
+            await asyncio.sleep(0.01)
+        await writer.append([record("f")])
+        assert writer.starts == 5
+        writer.close()
+        return writer
+
+    writer = asyncio.run(failing())
+    assert stored_ids(writer.store) == {"e", "f"}
+    assert writer.store.verify().ok
     writer.store.close()
 
 

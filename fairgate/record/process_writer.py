@@ -13,7 +13,11 @@ commit), and applies ``GroupCommit``'s rules unchanged: a failed commit refuses 
 and, for ``retry_after`` seconds, every new one, with ``RecordUnavailable`` (503 +
 Retry-After in the service). A record is acknowledged only after its commit. If the child
 dies, every call waiting on it fails with ``RecordUnavailable`` and the next call starts a
-new child, which continues the worker's chain from the store's head. The child ignores
+new child, which continues the worker's chain from the store's head. A child that dies before
+it answered anything (it cannot start: a broken install, the record's directory gone) is
+started again only after a delay that doubles up to ``RESTART_DELAY``'s second figure; calls
+meanwhile get ``RecordUnavailable`` at once, so a worker does not start a Python process per
+request. The child ignores
 SIGINT/SIGTERM and exits when the worker closes the pipe, after committing what it holds
 (``aclose``: the worker's shutdown hook sends what it buffered, waits for the acks, then for
 the child).
@@ -58,6 +62,8 @@ _F_SETPIPE_SZ: Final[int] = 1031  # Linux's fcntl.F_SETPIPE_SZ, spelled out for 
 DEFAULT_WINDOW: Final[float] = 0.002
 # A call waits this long for its commit (a commit takes milliseconds), then answers 503.
 DEFAULT_DEADLINE: Final[float] = 5.0
+# A child that dies before its first answer is restarted after 0.5 s, then 1, 2, ... 30 s.
+RESTART_DELAY: Final[tuple[float, float]] = (0.5, 30.0)
 
 
 def frame(payload: Any) -> bytes:
@@ -190,6 +196,7 @@ class ProcessWriter:
         retry_after: float = 1.0,
         window: float = DEFAULT_WINDOW,
         deadline: float = DEFAULT_DEADLINE,
+        restart_delay: tuple[float, float] = RESTART_DELAY,
     ) -> None:
         self.url = url
         self.window = window
@@ -198,6 +205,7 @@ class ProcessWriter:
         self.writer_id = writer_id or new_writer_id()
         self.busy_timeout = busy_timeout
         self.retry_after = retry_after
+        self.restart_delay = restart_delay
         self.starts = 0  # child processes started (a restart after a crash adds one)
         self.commits = 0  # transactions the current child has committed
         self._running = False
@@ -207,6 +215,10 @@ class ProcessWriter:
         self._ids = itertools.count()
         self._attaching: asyncio.Lock | None = None
         self._gone: asyncio.Future[None] | None = None  # done once the attached child is gone
+        self._answered = False  # whether the current child has sent a frame
+        self._delay = 0.0  # before the next start, after children that died unanswered
+        self._start_at = 0.0  # time.monotonic() at which a new child may start
+        self._last_exit = ""  # why the last child is gone, for the refusals meanwhile
 
     def start(self) -> ProcessWriter:
         self._running = True
@@ -217,14 +229,17 @@ class ProcessWriter:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
+    def command(self) -> list[str]:
+        """The child's command line."""
+        return [sys.executable, "-m", "fairgate.record.process_writer", self.url, self.writer_id,
+                str(self.busy_timeout), str(self.retry_after), str(self.window)]  # fmt: skip
+
     def _spawn(self) -> None:
         # The child imports what the worker imports fairgate from (a bento's src included).
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p or os.getcwd() for p in sys.path))
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "fairgate.record.process_writer", self.url,
-             self.writer_id, str(self.busy_timeout), str(self.retry_after), str(self.window)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True,
-        )  # fmt: skip
+            self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True
+        )
         assert self._process.stdin is not None and self._process.stdout is not None
         _grow_pipe(self._process.stdin.fileno())
         os.set_blocking(self._process.stdout.fileno(), False)
@@ -233,7 +248,24 @@ class ProcessWriter:
         self._transport = None  # attached to the running loop on first use
         # The calls waiting on this child: if it dies, these fail, not the next child's.
         self._waiting = {}
+        self._answered = False
         self.starts += 1
+
+    def _exited(self, process: subprocess.Popen[bytes], code: int) -> None:
+        """Forget the current child, gone with ``code``; delay the next start if it never
+        answered (it could not start), else start the next one at once."""
+        if self._transport is not None:
+            self._transport.close()
+        self._process, self._transport = None, None
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
+        first, longest = self.restart_delay
+        self._delay = 0.0 if self._answered else min(max(first, 2 * self._delay), longest)
+        self._start_at = time.monotonic() + self._delay
+        self._last_exit = f"the record writer process exited (code {code})"
+        if self._running:
+            log.warning("record writer process %s exited with %s%s", process.pid, code,
+                        f"; next start in {self._delay:g} s" if self._delay else "")  # fmt: skip
 
     async def _attach(self) -> asyncio.WriteTransport:
         if self._transport is not None:  # attached to a child not known to be gone
@@ -244,7 +276,14 @@ class ProcessWriter:
             if not self._running:  # closed while this call waited for the lock
                 raise RecordUnavailable("the record writer is not running", 1.0)
             process = self._process
-            if process is None or process.poll() is not None:
+            if process is not None and process.poll() is not None:  # its EOF not yet read
+                self._exited(process, process.returncode)
+                process = None
+            if process is None:
+                wait = self._start_at - time.monotonic()
+                if wait > 0:
+                    message = f"{self._last_exit} before it answered; restarting in {wait:.1f} s"
+                    raise RecordUnavailable(message, wait)
                 try:
                     self._spawn()
                 except OSError as error:  # out of processes or descriptors: a 503, not a 500
@@ -315,6 +354,8 @@ class ProcessWriter:
             self._child_gone(process, waiting)
             return
         for commits, acks in reader.feed(data):
+            if process is self._process:
+                self._answered = True
             self.commits = commits
             for call_id, error in acks:
                 future = waiting.pop(call_id, None)
@@ -333,13 +374,7 @@ class ProcessWriter:
         process.stdout.close()
         code = process.wait()
         if process is self._process:
-            if self._gone is not None and not self._gone.done():
-                self._gone.set_result(None)
-            if self._transport is not None:
-                self._transport.close()
-            self._process, self._transport = None, None
-        if self._running:
-            log.warning("record writer process %s exited with %s", process.pid, code)
+            self._exited(process, code)
         _fail(waiting, RecordUnavailable(f"the record writer process exited (code {code})", 1.0))
 
     async def aclose(self, timeout: float = 10.0) -> None:
