@@ -128,6 +128,8 @@ class ThresholdPolicy:
                 dtype=np.float64,
             ),
         )
+        # The same rows as Python floats, for one application (``decide``'s single-row path).
+        object.__setattr__(self, "_row_floats", [tuple(row) for row in self._rows.tolist()])
         object.__setattr__(self, "_randomized", any(rule.randomized for rule in table))
 
     # -- construction -------------------------------------------------------------------
@@ -257,6 +259,8 @@ class ThresholdPolicy:
         ``draws`` (uniform [0, 1), from ``fairgate.draw.DrawKey``) are needed only when the
         policy is randomized; a deterministic policy's probabilities are exactly 0 or 1.
         """
+        if len(scores) == 1:
+            return self._decide_one(float(scores[0]), groups[0], draws)
         index = self.group_index(groups)
         probability = self.approval_probability(scores, groups, index)
         if draws is None:
@@ -264,6 +268,24 @@ class ThresholdPolicy:
                 raise ValueError(NEEDS_DRAWS)
             return probability >= 1.0, probability, index
         return draws < probability, probability, index
+
+    def _decide_one(
+        self, score: float, group: str, draws: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``decide`` for one application with Python floats: the same IEEE double
+        operations in the same order as ``approval_probability`` (so the same bits), without
+        the ~20 numpy calls on one-element arrays that cost a single decision ~8 us."""
+        index = self._groups.get(group, len(self._groups))
+        p0, sign0, t0, p1, sign1, t1, p_ignore, constant = self._row_floats[index]
+        mixed = p0 * (sign0 * score > t0) + p1 * (sign1 * score > t1)
+        probability = p_ignore * constant + (1 - p_ignore) * mixed
+        if draws is None:
+            if self.randomized:
+                raise ValueError(NEEDS_DRAWS)
+            approved = probability >= 1.0
+        else:
+            approved = float(draws[0]) < probability
+        return np.array([approved]), np.array([probability]), np.array([index], dtype=np.intp)
 
     def boundary_distance(
         self, scores: np.ndarray, groups: Sequence[str] | np.ndarray

@@ -30,7 +30,6 @@ from fairgate.contract import contract_to_mapping
 from fairgate.contract_request import request_model
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
-from fairgate.probe_auth import PROBE_HEADER, claims_probe
 from fairgate.record import RecordUnavailable, open_record
 from fairgate.record.store import store_errors
 from fairgate.schema import MAX_BATCH
@@ -45,7 +44,7 @@ from service.config import (
 from service.decisions_api import DecisionsRoute, RecordReader, decisions_app
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
-from service.probe_guard import ProbeGuard
+from service.probe_guard import ProbeGuard, verified_probe
 from service.recording import DecisionRecorder, unavailable_response
 from service.request_guard import RequestGuard
 from service.served_contract import served_contract
@@ -114,11 +113,6 @@ def _check_worker_count(config: ServiceConfig) -> None:
 
 def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
-
-
-def _is_probe(context: bentoml.Context) -> bool:
-    # ProbeGuard has already refused (403) every claim without the right token.
-    return claims_probe(context.request.headers.get(PROBE_HEADER))
 
 
 @bentoml.mount_asgi_app(policy_app, path="/policy")
@@ -236,7 +230,7 @@ class DecisionService:
             await self.recorder.aclose()
 
     async def _decide(
-        self, applicants: Sequence[Applicant], probe: bool, ctx: bentoml.Context
+        self, applicants: Sequence[Applicant], probe: bool
     ) -> list[dict[str, Any]] | Response:
         result = self.decider.decide(applicants)
         if self.recorder is not None:
@@ -245,7 +239,6 @@ class DecisionService:
             except RecordUnavailable as error:
                 # Unrecorded, so unanswered and uncounted: the client retries for the same
                 # decision (decisions are reproducible).
-                ctx.response.status_code = 503
                 return unavailable_response(error)
         self._count(result.group, result.approved, result.score, result.unseen, probe)
         names, texts = self.decider.rule_names, self.decider.rule_texts
@@ -321,10 +314,13 @@ class DecisionService:
 
     # async: the work is ~0.1 ms of numpy per application, cheaper than BentoML's hop to a
     # worker thread and back that a sync ``def`` API costs on every request.
+    # No ``ctx`` parameter: with one, BentoML copies its status and headers onto every
+    # response (a Response returned here keeps its own, the 503's included); the probe flag
+    # comes from ProbeGuard, which has refused (403) every claim without the right token.
     @bentoml.api(route="/decide")
-    async def decide(self, application: Applicant, /, ctx: bentoml.Context) -> Decision:
+    async def decide(self, application: Applicant, /) -> Decision:
         """Decide one application. Send ``X-Fairgate-Probe: 1`` to mark a probe."""
-        decided = await self._decide([application], _is_probe(ctx), ctx)
+        decided = await self._decide([application], verified_probe())
         if isinstance(decided, Response):
             return decided  # type: ignore[return-value]
         return _json(decided[0])  # type: ignore[return-value]
@@ -333,10 +329,9 @@ class DecisionService:
     async def decide_batch(
         self,
         applications: Annotated[list[Applicant], Field(min_length=1, max_length=MAX_BATCH)],
-        ctx: bentoml.Context,
     ) -> BatchDecision:
         """Decide 1 to MAX_BATCH (1000) applications: body ``{"applications": [...]}``."""
-        decisions = await self._decide(applications, _is_probe(ctx), ctx)
+        decisions = await self._decide(applications, verified_probe())
         if isinstance(decisions, Response):
             return decisions  # type: ignore[return-value]
         return _json({"count": len(decisions), "decisions": decisions})  # type: ignore[return-value]

@@ -84,6 +84,35 @@ def test_randomized_decisions_do_not_depend_on_batch_order_or_company(fitted):
     np.testing.assert_array_equal(singles, whole[:400])
 
 
+def test_one_application_decides_bit_for_bit_as_in_a_batch(fitted):
+    """``decide`` takes a path of its own for one application (Python floats, not numpy):
+    the same probability bits, decision and rule as the batch path, for the randomized
+    policy (with draws), the deterministic one, and a group unseen at fit."""
+    book, _, groups, _ = fitted
+    _, randomized, scores = fit(fitted, "demographic_parity")
+    deterministic, _ = deterministic_policy(
+        randomized, scores=scores[VALIDATION], labels=book.label[VALIDATION],
+        groups=groups[VALIDATION],
+    )  # fmt: skip
+    rows = np.arange(600)
+    mixed = groups[rows].copy()
+    mixed[::7] = "never-seen-group"
+    draws = KEY.draws(_rows(book.columns, rows), FIELDS)
+    for policy, policy_draws in ((randomized, draws), (deterministic, None)):
+        batch = policy.decide(scores[rows], mixed, policy_draws)
+        assert batch[2].max() == len(policy.rules)  # the unseen rule was used
+        for i in rows.tolist():
+            one = policy.decide(
+                scores[i : i + 1], mixed[i : i + 1],
+                None if policy_draws is None else policy_draws[i : i + 1],
+            )  # fmt: skip
+            for got, want in zip(one, batch, strict=True):
+                assert got.dtype == want.dtype and got.shape == (1,)
+                assert got.tobytes() == want[i : i + 1].tobytes(), (i, got, want[i])
+    with pytest.raises(ValueError, match=NEEDS_DRAWS):
+        randomized.decide(scores[:1], groups[:1])
+
+
 def test_randomized_policy_refuses_to_decide_without_draws(fitted):
     _, policy, scores = fit(fitted, "demographic_parity")
     with pytest.raises(ValueError, match=NEEDS_DRAWS):
