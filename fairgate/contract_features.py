@@ -30,10 +30,6 @@ def feature_columns(contract: Contract, feature: Feature) -> tuple[str, ...]:
     return tuple(f"{prefix}{value}" for value in values)
 
 
-def _as_float(name: str) -> Column:
-    return lambda columns: np.asarray(columns[name], dtype=np.float64)
-
-
 def _log1p(name: str) -> Column:
     return lambda columns: np.log1p(np.asarray(columns[name], dtype=np.float64))
 
@@ -73,36 +69,37 @@ class ContractFeatures:
         self.include_sensitive = include_sensitive
         self.features = tuple(f for f in contract.features if include_sensitive or not f.sensitive)
         names: list[str] = []
-        parts: list[Column] = []
         monotone: list[int] = []
+        # The as_is features are copied in one block; every other feature is a part that
+        # computes its column (or one-hot block) and is written to where it goes.
+        plain: list[tuple[str, int]] = []
+        parts: list[tuple[Column, int | slice]] = []
         for feature in self.features:
             columns = feature_columns(contract, feature)
+            start = len(names)
             names += columns
             monotone += [feature.monotone] * len(columns)
-            parts += self._parts(feature, columns)
+            if feature.transform == "as_is":
+                plain.append((feature.field or "", start))
+            elif feature.transform == "one_hot":
+                parts.append((self._part(feature), slice(start, len(names))))
+            else:
+                parts.append((self._part(feature), start))
         self.names = tuple(names)
         self.monotonic_constraints = monotone
+        self._plain_fields = [field for field, _ in plain]
+        self._plain_at = np.array([at for _, at in plain], dtype=np.intp)
         self._parts_list = parts
-        # Where each part's output goes: one column, or a one-hot block of columns.
-        widths = [len(feature_columns(contract, f)) if f.transform == "one_hot" else 1
-                  for f in self.features]  # fmt: skip
-        starts = np.cumsum([0, *widths])
-        self._slices = [
-            start if width == 1 and f.transform != "one_hot" else slice(start, start + width)
-            for start, width, f in zip(starts[:-1].tolist(), widths, self.features, strict=True)
-        ]
         self._rows_from = next(iter(self.input_fields), "")
 
-    def _parts(self, feature: Feature, columns: tuple[str, ...]) -> list[Column]:
+    def _part(self, feature: Feature) -> Column:
         field = feature.field or ""
-        if feature.transform == "as_is":
-            return [_as_float(field)]
         if feature.transform == "log1p":
-            return [_log1p(field)]
+            return _log1p(field)
         if feature.transform == "ratio":
-            return [_ratio(feature)]
+            return _ratio(feature)
         values = feature.values or self.contract.field(field).constraints.enum or ()
-        return [_one_hot(field, tuple(values))]
+        return _one_hot(field, tuple(values))
 
     @cached_property
     def input_fields(self) -> tuple[str, ...]:
@@ -114,9 +111,14 @@ class ContractFeatures:
         """The float64 matrix, one row per applicant, columns in ``names`` order."""
         rows = len(columns[self._rows_from])
         matrix = np.empty((rows, len(self.names)))
+        if self._plain_fields:
+            # One stack and one scatter for all as_is columns: a single application's build
+            # is mostly per-call numpy overhead, two calls per column before.
+            block = np.array([columns[name] for name in self._plain_fields], dtype=np.float64)
+            matrix[:, self._plain_at] = block.T
         # Each part written into its own slice: ``np.column_stack`` reshapes and copies
         # every part first, the larger share of a single application's build.
-        for part, where in zip(self._parts_list, self._slices, strict=True):
+        for part, where in self._parts_list:
             matrix[:, where] = part(columns)
         return matrix
 

@@ -13,6 +13,18 @@ from fairgate.contract_features import RequestColumns, group_keys
 from fairgate.draw import DrawKey, draw_fields
 from fairgate.reasons import Explainer, Reason
 
+_NOBODY = np.zeros(0, dtype=np.intp)
+_FIRST = np.zeros(1, dtype=np.intp)
+_NOBODY.flags.writeable = _FIRST.flags.writeable = False
+
+
+def _denied(approved: np.ndarray) -> np.ndarray:
+    """Row numbers of the denials; one application's without a numpy call (two would cost
+    a single decision more than its policy step)."""
+    if len(approved) == 1:
+        return _NOBODY if approved[0] else _FIRST
+    return np.flatnonzero(~approved)
+
 
 @dataclass(frozen=True)
 class Decisions:
@@ -64,8 +76,9 @@ class Decider:
         draws = None if self.draw_key is None else self.draw_key.draws(columns, self.draw_fields)
         approved, probability, index = self.policy.decide(scores, groups, draws)
         reasons: list[list[Reason]] = [[] for _ in range(len(scores))]
-        if self.explainer is not None and not approved.all():
-            denied = np.flatnonzero(~approved)
+        denied = _denied(approved) if self.explainer is not None else _NOBODY
+        if len(denied):
+            assert self.explainer is not None
             explained = self.explainer.explain(matrix, columns, denied, scores)
             for row, found in zip(denied.tolist(), explained, strict=True):
                 reasons[row] = found
