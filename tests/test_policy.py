@@ -84,12 +84,26 @@ def test_randomized_decisions_do_not_depend_on_batch_order_or_company(fitted):
     np.testing.assert_array_equal(singles, whole[:400])
 
 
-def test_one_application_decides_bit_for_bit_as_in_a_batch(fitted):
+def _assert_single_equals_batch(policy, scores, groups, draws):
+    batch = policy.decide(scores, groups, draws)
+    for i in range(len(scores)):
+        one = policy.decide(
+            scores[i : i + 1], groups[i : i + 1], None if draws is None else draws[i : i + 1]
+        )
+        for got, want in zip(one, batch, strict=True):
+            assert got.dtype == want.dtype and got.shape == (1,)
+            assert got.tobytes() == want[i : i + 1].tobytes(), (i, got, want[i])
+    return batch
+
+
+@pytest.mark.parametrize("constraint", ["demographic_parity", "equalized_odds"])
+def test_one_application_decides_bit_for_bit_as_in_a_batch(fitted, constraint):
     """``decide`` takes a path of its own for one application (Python floats, not numpy):
     the same probability bits, decision and rule as the batch path, for the randomized
-    policy (with draws), the deterministic one, and a group unseen at fit."""
+    policy (with draws; equalized odds also mixes in a constant, p_ignore > 0), the
+    deterministic one, and a group unseen at fit."""
     book, _, groups, _ = fitted
-    _, randomized, scores = fit(fitted, "demographic_parity")
+    _, randomized, scores = fit(fitted, constraint)
     deterministic, _ = deterministic_policy(
         randomized, scores=scores[VALIDATION], labels=book.label[VALIDATION],
         groups=groups[VALIDATION],
@@ -98,19 +112,38 @@ def test_one_application_decides_bit_for_bit_as_in_a_batch(fitted):
     mixed = groups[rows].copy()
     mixed[::7] = "never-seen-group"
     draws = KEY.draws(_rows(book.columns, rows), FIELDS)
+    if constraint == "equalized_odds":
+        assert any(rule.p_ignore > 0 for rule in randomized.rules.values())
     for policy, policy_draws in ((randomized, draws), (deterministic, None)):
-        batch = policy.decide(scores[rows], mixed, policy_draws)
+        batch = _assert_single_equals_batch(policy, scores[rows], mixed, policy_draws)
         assert batch[2].max() == len(policy.rules)  # the unseen rule was used
-        for i in rows.tolist():
-            one = policy.decide(
-                scores[i : i + 1], mixed[i : i + 1],
-                None if policy_draws is None else policy_draws[i : i + 1],
-            )  # fmt: skip
-            for got, want in zip(one, batch, strict=True):
-                assert got.dtype == want.dtype and got.shape == (1,)
-                assert got.tobytes() == want[i : i + 1].tobytes(), (i, got, want[i])
     with pytest.raises(ValueError, match=NEEDS_DRAWS):
         randomized.decide(scores[:1], groups[:1])
+
+
+def test_one_application_decides_as_in_a_batch_on_a_hand_built_table():
+    """Rules fairlearn's fits above do not produce: ``<`` operators, infinite thresholds, a
+    constant mixed in, scores exactly on a threshold, and draws of 0 and just under 1."""
+    rules = {
+        "lt": GroupRule(p0=0.3, operator0="<", threshold0=0.4, p1=0.7, operator1="<",
+                        threshold1=0.6),
+        "mixed": GroupRule(p0=0.25, operator0=">", threshold0=0.2, p1=0.75, operator1="<",
+                           threshold1=0.8, p_ignore=0.35, constant=0.6),
+        "infinite": GroupRule(p0=0.5, operator0=">", threshold0=-np.inf, p1=0.5,
+                              operator1=">", threshold1=np.inf, p_ignore=0.1, constant=1.0),
+    }  # fmt: skip
+    policy = ThresholdPolicy(
+        attributes=("gender",), rules=rules, unseen=rules["mixed"], unseen_rule="pooled",
+        constraint="equalized_odds", objective="balanced_accuracy_score", mode="randomized",
+    )  # fmt: skip
+    grid = np.array([0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 0.2 + 1e-16, np.nextafter(0.4, 0)])
+    names = [*rules, "unseen"]
+    scores = np.repeat(grid, len(names) * 3)
+    groups = np.array([n for _ in grid for n in names for _ in range(3)], dtype=object)
+    draws = np.tile([0.0, 0.5, np.nextafter(1.0, 0)], len(grid) * len(names))
+    approved, probability, _ = _assert_single_equals_batch(policy, scores, groups, draws)
+    assert {0.0, 1.0} < set(probability.tolist())  # certain and uncertain cases both
+    assert approved.any() and not approved.all()
 
 
 def test_randomized_policy_refuses_to_decide_without_draws(fitted):

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
 from fairgate.record import RecordUnavailable, open_record
@@ -151,7 +152,7 @@ def test_a_child_that_cannot_start_is_restarted_after_a_doubling_delay_not_per_c
             await writer.append([record("a")])
         # Refused at once, without a new child, until the delay is over.
         for _ in range(20):
-            with pytest.raises(RecordUnavailable, match="before it answered; restarting in"):
+            with pytest.raises(RecordUnavailable, match="as it started; restarting in"):
                 await writer.append([record("b")])
         assert writer.starts == 1
         with pytest.raises(RecordUnavailable) as refused:
@@ -175,7 +176,7 @@ def test_a_child_that_cannot_start_is_restarted_after_a_doubling_delay_not_per_c
         await asyncio.sleep(0.85)
         await writer.append([record("e")])
         assert writer.starts == 4
-        # A child that had answered and then died is replaced at once, without a delay.
+        # A child that had started and then died is replaced at once, without a delay.
         os.kill(writer.pid, signal.SIGKILL)
         while writer.pid is not None:  # until its end of file is read
             await asyncio.sleep(0.01)
@@ -188,6 +189,42 @@ def test_a_child_that_cannot_start_is_restarted_after_a_doubling_delay_not_per_c
     assert stored_ids(writer.store) == {"e", "f"}
     assert writer.store.verify().ok
     writer.store.close()
+
+
+def test_a_child_killed_idle_is_replaced_at_once_and_one_dead_unread_waits(tmp_path):
+    """No call has attached to either child, so neither pipe was read: the writer tells a
+    child that had opened the record (its ready frame is in the pipe) from one that never
+    did by what the dead child left there."""
+    path = tmp_path / "record.sqlite"
+    url = f"sqlite:///{path}"
+
+    async def idle() -> tuple[ProcessWriter, FailingStart]:
+        writer = writer_for(path)
+        child = psutil.Process(writer.pid)
+        deadline = time.monotonic() + 30
+        while not any(f.path == str(path) for f in child.open_files()):  # the record is open
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)  # and its ready frame written
+        child.kill()
+        child.wait(10)
+        await writer.append([record("after an idle kill")])  # no delay
+        assert writer.starts == 2
+        writer.close()
+
+        failing = FailingStart(url, open_record(url), writer_id="f", window=0.0,
+                               restart_delay=(5.0, 5.0)).start()  # fmt: skip
+        psutil.Process(failing.pid).wait(30)
+        with pytest.raises(RecordUnavailable, match="as it started; restarting in") as refused:
+            await failing.append([record("never")])  # the first call already waits
+        assert refused.value.retry_after > 4 and failing.starts == 1
+        failing.close()
+        return writer, failing
+
+    writer, failing = asyncio.run(idle())
+    assert stored_ids(writer.store) == {"after an idle kill"}
+    writer.store.close()
+    failing.store.close()
 
 
 def test_aclose_commits_and_answers_everything_sent_even_beyond_a_full_pipe(tmp_path):

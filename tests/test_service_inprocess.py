@@ -113,6 +113,31 @@ def test_probe_header_marks_the_decision(client):
     assert probe["approved"] == plain["approved"]
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        # A claim then a denial of it, and the other way round: any claim must be proved
+        # (a handler reading only the first or only the last of them would differ).
+        [("X-Fairgate-Probe", "1"), ("X-Fairgate-Probe", "0")],
+        [("X-Fairgate-Probe", "0"), ("X-Fairgate-Probe", "1")],
+    ],
+)
+def test_repeated_probe_claims_need_the_token(client, claims):
+    refused = client.post("/decide", json=EXAMPLE, headers=claims)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"] == "probe claim refused"
+    token = [("X-Fairgate-Probe-Token", TEST_PROBE_TOKEN)]
+    proved = client.post("/decide", json=EXAMPLE, headers=claims + token)
+    assert proved.status_code == 200 and proved.json()["probe"] is True
+
+
+def test_several_probe_tokens_are_refused_even_with_the_right_one_among_them(client):
+    guesses = [("X-Fairgate-Probe", "1"), ("X-Fairgate-Probe-Token", "wrong-token-0123456789"),
+               ("X-Fairgate-Probe-Token", TEST_PROBE_TOKEN)]  # fmt: skip
+    refused = client.post("/decide", json=EXAMPLE, headers=guesses)
+    assert refused.status_code == 403, refused.text
+
+
 def test_unseen_group_uses_the_fallback_rule(client):
     body = client.post("/decide", json=EXAMPLE | {"gender": "nonbinary"}).json()
     assert body["rule"] == "unseen:most-lenient"

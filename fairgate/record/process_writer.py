@@ -13,18 +13,20 @@ commit), and applies ``GroupCommit``'s rules unchanged: a failed commit refuses 
 and, for ``retry_after`` seconds, every new one, with ``RecordUnavailable`` (503 +
 Retry-After in the service). A record is acknowledged only after its commit. If the child
 dies, every call waiting on it fails with ``RecordUnavailable`` and the next call starts a
-new child, which continues the worker's chain from the store's head. A child that dies before
-it answered anything (it cannot start: a broken install, the record's directory gone) is
-started again only after a delay that doubles up to ``RESTART_DELAY``'s second figure; calls
-meanwhile get ``RecordUnavailable`` at once, so a worker does not start a Python process per
-request. The child ignores
+new child, which continues the worker's chain from the store's head. The child sends a first
+frame, with no acknowledgement in it, once it has opened the record. A child that dies before
+that frame (it cannot start: a broken install, the record's directory gone) is started again
+only after a delay that doubles up to ``RESTART_DELAY``'s second figure; calls meanwhile get
+``RecordUnavailable`` at once, so a worker does not start a Python process per request. A
+child that had started (killed while idle, say) is replaced at once. The child ignores
 SIGINT/SIGTERM and exits when the worker closes the pipe, after committing what it holds
 (``aclose``: the worker's shutdown hook sends what it buffered, waits for the acks, then for
 the child).
 
 Frames in both directions: a 4-byte big-endian length, then a pickle. Worker -> child:
 ``(call_id, rows)``; child -> worker, one frame per transaction: ``(commits so far,
-[(call_id, None | (message, retry_after)), ...])``
+[(call_id, None | (message, retry_after)), ...])``, and first ``(0, [])`` once the
+record is open
 (pickle is safe here: both ends are this program, over a pipe only they hold).
 """
 
@@ -62,7 +64,7 @@ _F_SETPIPE_SZ: Final[int] = 1031  # Linux's fcntl.F_SETPIPE_SZ, spelled out for 
 DEFAULT_WINDOW: Final[float] = 0.002
 # A call waits this long for its commit (a commit takes milliseconds), then answers 503.
 DEFAULT_DEADLINE: Final[float] = 5.0
-# A child that dies before its first answer is restarted after 0.5 s, then 1, 2, ... 30 s.
+# A child that dies before its ready frame is restarted after 0.5 s, then 1, 2, ... 30 s.
 RESTART_DELAY: Final[tuple[float, float]] = (0.5, 30.0)
 
 
@@ -132,6 +134,7 @@ def serve(
     source, sink = sys.stdin.fileno(), os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     _grow_pipe(source)
+    _write_all(sink, frame((0, [])))  # ready: the record is open (no call to acknowledge)
     reader = FrameReader()
     calls: deque[tuple[int, list[tuple[Any, ...]]]] = deque()
     queued = 0  # rows in calls
@@ -215,7 +218,7 @@ class ProcessWriter:
         self._ids = itertools.count()
         self._attaching: asyncio.Lock | None = None
         self._gone: asyncio.Future[None] | None = None  # done once the attached child is gone
-        self._answered = False  # whether the current child has sent a frame
+        self._answered = False  # whether the current child has sent a frame (it started)
         self._delay = 0.0  # before the next start, after children that died unanswered
         self._start_at = 0.0  # time.monotonic() at which a new child may start
         self._last_exit = ""  # why the last child is gone, for the refusals meanwhile
@@ -253,7 +256,12 @@ class ProcessWriter:
 
     def _exited(self, process: subprocess.Popen[bytes], code: int) -> None:
         """Forget the current child, gone with ``code``; delay the next start if it never
-        answered (it could not start), else start the next one at once."""
+        sent a frame (it could not start), else start the next one at once."""
+        if self._transport is None and not self._answered:
+            # Never attached, so never read: its ready frame, if it sent one, is in the pipe.
+            assert process.stdout is not None
+            with contextlib.suppress(OSError):
+                self._answered = bool(os.read(process.stdout.fileno(), _HEADER.size))
         if self._transport is not None:
             self._transport.close()
         self._process, self._transport = None, None
@@ -276,13 +284,18 @@ class ProcessWriter:
             if not self._running:  # closed while this call waited for the lock
                 raise RecordUnavailable("the record writer is not running", 1.0)
             process = self._process
-            if process is not None and process.poll() is not None:  # its EOF not yet read
+            if process is not None and process.poll() is not None:
+                # Died before any call attached to it (no reader, so no end of file seen).
                 self._exited(process, process.returncode)
+                assert process.stdin is not None and process.stdout is not None
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
+                process.stdout.close()
                 process = None
             if process is None:
                 wait = self._start_at - time.monotonic()
                 if wait > 0:
-                    message = f"{self._last_exit} before it answered; restarting in {wait:.1f} s"
+                    message = f"{self._last_exit} as it started; restarting in {wait:.1f} s"
                     raise RecordUnavailable(message, wait)
                 try:
                     self._spawn()
