@@ -76,12 +76,12 @@ class Decider:
         draws = None if self.draw_key is None else self.draw_key.draws(columns, self.draw_fields)
         approved, probability, index = self.policy.decide(scores, groups, draws)
         reasons: list[list[Reason]] = [[] for _ in range(len(scores))]
-        denied = _denied(approved) if self.explainer is not None else _NOBODY
-        if len(denied):
-            assert self.explainer is not None
-            explained = self.explainer.explain(matrix, columns, denied, scores)
-            for row, found in zip(denied.tolist(), explained, strict=True):
-                reasons[row] = found
+        if self.explainer is not None:
+            denied = _denied(approved)
+            if len(denied):
+                explained = self.explainer.explain(matrix, columns, denied, scores)
+                for row, found in zip(denied.tolist(), explained, strict=True):
+                    reasons[row] = found
         return Decisions(
             approved=approved,
             score=scores,

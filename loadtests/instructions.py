@@ -87,12 +87,11 @@ def _counting(on: bool) -> None:
 
 
 def child(endpoint: str, model: str, requests: int, count: bool) -> list[tuple[int, bytes]]:
-    """Drive one endpoint in this process; the answers (status, body) to the measured
-    requests."""
+    """Drive one endpoint in this process (its metrics in the caller's
+    PROMETHEUS_MULTIPROC_DIR); the answers (status, body) to the measured requests."""
     target, path, gc = ENDPOINTS[endpoint]
     # Read when the service module is imported and when its instance starts.
     os.environ.update(FAIRGATE_MODEL=model, FAIRGATE_RECORD="off", FAIRGATE_GC=gc,
-                      PROMETHEUS_MULTIPROC_DIR=tempfile.mkdtemp(prefix="fairgate-metrics-"),
                       OMP_NUM_THREADS="1")  # fmt: skip
     import importlib
 
@@ -142,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-count", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        answers = child(args.child, args.model, args.requests, count=not args.no_count)
+        with tempfile.TemporaryDirectory(prefix="fairgate-metrics-") as metrics:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # BentoML's and ours, gone after
+            answers = child(args.child, args.model, args.requests, count=not args.no_count)
         statuses = [status for status, _ in answers]
         print(json.dumps({"statuses": statuses, "last": json.loads(answers[-1][1])}))
         if set(statuses) != {200}:
