@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -114,10 +113,14 @@ def _contracts(versions: set[str]) -> dict[str, tuple[Any, tuple[str, ...]]]:
 def audit(
     record_url: Annotated[
         str | None,
-        typer.Option("--record", help="The record's URL (default: FAIRGATE_RECORD_URL)."),
+        typer.Option(
+            "--record",
+            help="The record's URL (default: FAIRGATE_RECORD_URL, else "
+            "./fairgate-data/record.sqlite, as `fairgate serve` writes it).",
+        ),
     ] = None,
     since: Annotated[
-        str, typer.Option(help="From: a date (2026-01-31) or a duration ago (30d).")
+        str, typer.Option(help="From: a date (2026-01-31) or a duration ago (1h, 30d).")
     ] = "30d",
     until: Annotated[str | None, typer.Option(help="Up to, excluded (default: now).")] = None,
     json_path: Annotated[
@@ -127,17 +130,12 @@ def audit(
     """Approval rate per group and the four-fifths ratio for each protected attribute,
     recomputed from the decision record's live decisions (probes excluded) with the
     training audit's code."""
-    from cli.record import _moment
-    from fairgate.record import ENV_VAR, RecordUrlError, open_record, parse_record_url
+    from cli.record import moment_option, open_existing_record
     from fairgate.record.store import store_errors
 
-    low, high = _moment(since, "--since"), _moment(until, "--until")
+    low, high = moment_option(since, "--since"), moment_option(until, "--until")
+    store = open_existing_record(record_url)
     try:
-        url = parse_record_url(record_url or os.environ.get(ENV_VAR))
-    except RecordUrlError as error:
-        fail(error)
-    try:
-        store = open_record(url, create=False)
         with store:
             rows = list(store.rows_between(low, high))
     except store_errors() as error:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cli.errors import fail
 from cli.probe import probe
-from cli.train import train_default
-from fairgate.launch import REPO, serve_command, service_env
+from cli.serve import prepare_server
+from fairgate.launch import REPO, port_problem, serve_command
 from fairgate.probe_auth import new_token
 
 
@@ -22,32 +21,25 @@ def demo(
     probe_port: Annotated[int, typer.Option(help="Prober /metrics port.")] = 9109,
     once: Annotated[bool, typer.Option(help="Stop after the first audit.")] = False,
 ) -> None:
-    """Train the default model if none exists, serve it, and probe it."""
+    """Train the default model if none exists, serve it, and probe it.
+
+    The service is configured as ``fairgate serve`` configures it (FAIRGATE_* variables).
+    """
     import httpx
 
-    from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
-
-    try:
-        load_serving_bundle()
-    except ModelNotFound:
-        train_default()
-    except ArtifactError as error:  # corrupted or tampered: never retrain over it silently
-        fail(error)
+    # Both ports before anything starts or trains: on a busy one the demo would wait for,
+    # and then probe, someone else's server.
+    for number, flag in ((port, "--port"), (None if once else probe_port, "--probe-port")):
+        problem = None if number is None else port_problem("127.0.0.1", number, flag)
+        if problem is not None:
+            fail(problem)
     # One token shared by the service and the prober started here (unless one is set):
     # without it the service refuses every probe claim.
     if not (os.environ.get("FAIRGATE_PROBE_TOKEN") or os.environ.get("FAIRGATE_PROBE_TOKEN_FILE")):
         os.environ["FAIRGATE_PROBE_TOKEN"] = new_token()
-    from service.config import ConfigError, absolute_record_url, service_config
-
-    env = service_env(2)
-    try:
-        # The record goes to FAIRGATE_DATA_DIR (default ./fairgate-data, git-ignored) where
-        # the demo is started, not inside the repository the server runs in.
-        record_url = absolute_record_url(service_config(env).record_url, Path.cwd())
-    except ConfigError as error:
-        fail(error)
-    if record_url is not None:
-        env["FAIRGATE_RECORD_URL"] = record_url
+    # The record goes to FAIRGATE_DATA_DIR (default ./fairgate-data, git-ignored) where the
+    # demo is started, not inside the repository the server runs in.
+    _, env = prepare_server("127.0.0.1", port, [], train_if_missing=True)
     server = subprocess.Popen(serve_command("127.0.0.1", port), env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:

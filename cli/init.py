@@ -23,22 +23,28 @@ def init(
 ) -> None:
     """Draft a contract (TOML, commented) from a loan book; check the book against it."""
     from fairgate.contract import ContractError, parse_contract
-    from training.book_check import BookCheckError, check_book, read_book
-    from training.draft_contract import DraftError, draft_contract
+    from training.book_check import BookCheckError, read_book
+    from training.draft_contract import DraftError, draft_book
+    from training.loan_book import load_loan_book
 
     if output.exists() and not force:
         fail(f"{output} exists; pass --force to overwrite it")
     try:
         frame = read_book(data)
-        text = draft_contract(frame, label=label, approved=approved, protected=protected, name=name)
-        contract = parse_contract(text)
-        check_book(frame, contract)
+        draft = draft_book(frame, label=label, approved=approved, protected=protected, name=name)
+        contract = parse_contract(draft.text)
+        # Read back as training reads it (ids and categories as text, "1" not 1), so the
+        # draft is known to train as it is.
+        rows = len(load_loan_book(data, contract))
     except (DraftError, ContractError, BookCheckError) as error:
         fail(error)
-    output.write_text(text, encoding="utf-8")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(draft.text, encoding="utf-8")
+    for note in draft.notes:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     features = sum(1 for f in contract.features if not f.sensitive)
     console.print(
         f"wrote {output}: {len(contract.fields)} fields, {features} features, protected "
-        f"{[p.name for p in contract.protected]}; {len(frame):,} rows pass its check. "
+        f"{[p.name for p in contract.protected]}; {rows:,} rows pass its check. "
         "Review the TODOs (docs/contract.md)."
     )

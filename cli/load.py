@@ -36,6 +36,7 @@ def loadtest(
 
     from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
     from fairgate.probe_auth import new_token
+    from loadtests.failures import probe_token_hint, read_failures
     from loadtests.runner import LocustRun, run_locust
     from loadtests.server import Server, running_server
     from loadtests.slo import SloError, slo_from_mapping, violations
@@ -53,7 +54,8 @@ def loadtest(
             fail(error)
     # The locustfile's probe pairs carry FAIRGATE_PROBE_TOKEN; a service started here gets the
     # same one (a fresh one unless set). Against --target, set the target's own token.
-    token = os.environ.get("FAIRGATE_PROBE_TOKEN") or new_token()
+    given_token = os.environ.get("FAIRGATE_PROBE_TOKEN")
+    token = given_token or new_token()
     env = {"FAIRGATE_PROBE_TOKEN": token}
     server = (
         running_server(workers=workers, env=env)
@@ -81,6 +83,9 @@ def loadtest(
     if missed:
         for line in missed:
             typer.echo(f"SLO missed: {line}")
+        hint = probe_token_hint(read_failures(out / "locust_failures.csv"), bool(given_token))
+        if hint is not None:
+            typer.echo(f"hint: {hint}")
         raise typer.Exit(1)
     typer.echo(f"all SLOs met ({slo_file})")
 

@@ -1,55 +1,59 @@
-"""``fairgate serve``: the decision API under ``bentoml serve``."""
+"""``fairgate serve``: the decision API under ``bentoml serve``.
+
+Every setting comes through ``service/config.py``'s one path: the FAIRGATE_* environment,
+with the flags the user gave laid over it. A flag not given is None here, never a default
+of its own, so ``FAIRGATE_POLICY=unmitigated fairgate serve`` serves ``unmitigated`` as
+``bentoml serve`` and docker-compose do.
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.errors import fail
 from cli.train import train_default
-from fairgate.launch import REPO, serve_command, service_env
+from fairgate.launch import REPO, port_problem, serve_command, service_env
+
+if TYPE_CHECKING:
+    from service.config import Flag, ServiceConfig
 
 
-def serve(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    workers: Annotated[int, typer.Option(min=1, help="BentoML API workers.")] = 2,
-    model_tag: Annotated[
-        str, typer.Option("--model", help="Model tag in the store.")
-    ] = "fairgate-loan:latest",
-    policy: Annotated[
-        str,
-        typer.Option(
-            help="mitigated (deterministic group thresholds), randomized (fairlearn's rule, "
-            "needs FAIRGATE_DRAW_KEY) or unmitigated (one 0.5 threshold)."
-        ),
-    ] = "mitigated",
-    train_if_missing: Annotated[
-        bool,
-        typer.Option(help="Train the synthetic default first if the store has no model."),
-    ] = False,
-) -> None:
-    """Serve the decision API (BentoML) on HOST:PORT.
+def given_flags(workers: int | None, model: str | None, policy: str | None) -> list[Flag]:
+    """The settings the user gave as flags (None: not given, the environment decides)."""
+    from service.config import Flag
 
-    The whole configuration (flags and FAIRGATE_* variables, ``service/config.py``) is checked
-    before anything starts: every bad entry is listed and the exit status is 2.
+    given = [
+        ("FAIRGATE_WORKERS", "--workers", workers),
+        ("FAIRGATE_MODEL", "--model", model),
+        ("FAIRGATE_POLICY", "--policy", policy),
+    ]
+    return [
+        Flag(variable, name, str(value)) for variable, name, value in given if value is not None
+    ]
+
+
+def prepare_server(
+    host: str, port: int, flags: list[Flag], *, train_if_missing: bool
+) -> tuple[ServiceConfig, dict[str, str]]:
+    """Check everything a server needs before one starts: the configuration (every bad entry
+    at once), the model and the port. Returns the configuration and the environment to start
+    ``bentoml serve`` with; a problem is one line and exit 2.
+
+    The server runs in the repository, so a relative record path is resolved here, where the
+    user stands (``fairgate record verify`` in the same directory finds it).
     """
     from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
-    from service.config import ConfigError, absolute_record_url, service_config
+    from service.config import ConfigError, exported_settings, service_config
 
-    flags = {"FAIRGATE_MODEL": model_tag, "FAIRGATE_POLICY": policy}
-    env = service_env(workers) | flags
     try:
-        config = service_config(env)
+        config = service_config(os.environ, flags=flags, cwd=Path.cwd())
     except ConfigError as error:
         fail(error)
-    # The server runs in the repository; a relative record path means where the user stands.
-    record_url = absolute_record_url(config.record_url, Path.cwd())
-    if record_url is not None:
-        env["FAIRGATE_RECORD_URL"] = record_url
     try:
         try:
             load_serving_bundle(config.model, config.policy, artifact_key=config.artifact_key)
@@ -60,4 +64,47 @@ def serve(
             load_serving_bundle(config.model, config.policy, artifact_key=config.artifact_key)
     except ArtifactError as error:
         fail(error)
+    # Last, just before BentoML binds it (which on a busy port fails inside circus with a
+    # page of traceback).
+    problem = port_problem(host, port)
+    if problem is not None:
+        fail(problem)
+    return config, service_env(exported_settings(config))
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    workers: Annotated[
+        int | None,
+        typer.Option(help="BentoML API workers (default: FAIRGATE_WORKERS, else 1)."),
+    ] = None,
+    model_tag: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model tag in the store (default: FAIRGATE_MODEL, else fairgate-loan:latest).",
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="mitigated (deterministic group thresholds), randomized (fairlearn's rule, "
+            "needs FAIRGATE_DRAW_KEY) or unmitigated (one 0.5 threshold); default: "
+            "FAIRGATE_POLICY, else mitigated."
+        ),
+    ] = None,
+    train_if_missing: Annotated[
+        bool,
+        typer.Option(help="Train the synthetic default first if the store has no model."),
+    ] = False,
+) -> None:
+    """Serve the decision API (BentoML) on HOST:PORT.
+
+    The whole configuration (FAIRGATE_* variables, and the flags given, which win over
+    them; ``service/config.py``) is checked before anything starts: every bad entry is
+    listed and the exit status is 2.
+    """
+    flags = given_flags(workers, model_tag, policy)
+    _, env = prepare_server(host, port, flags, train_if_missing=train_if_missing)
     raise typer.Exit(subprocess.call(serve_command(host, port), env=env, cwd=REPO))

@@ -131,8 +131,8 @@ def train(
     tradeoff = result.metrics["tradeoff"]
     typer.echo(f"saved {result.tag}")
     typer.echo(
-        f"demographic parity ratio {tradeoff['dp_ratio_before']:.2f} -> "
-        f"{tradeoff['dp_ratio_after']:.2f}; accuracy change {tradeoff['accuracy_cost']:+.1%}"
+        f"demographic parity ratio {_ratio(tradeoff['dp_ratio_before'])} -> "
+        f"{_ratio(tradeoff['dp_ratio_after'])}; accuracy change {tradeoff['accuracy_cost']:+.1%}"
     )
     typer.echo(f"audit report: {reports / 'audit.md'}")
 
@@ -141,3 +141,8 @@ def train_default() -> None:
     """Train the synthetic default (what ``fairgate train`` with no options does)."""
     typer.echo("no model yet: training the synthetic default (fairgate train)")
     train()
+
+
+def _ratio(value: float | None) -> str:
+    # None: fewer than two policy groups large enough to judge (training/fairness.py).
+    return "n/a (groups too small to judge)" if value is None else f"{value:.2f}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from functools import cached_property
 from collections.abc import Mapping
 from importlib import resources
 from itertools import pairwise
@@ -27,6 +28,10 @@ from fairgate.contract_rules import reference_problems
 
 FieldKind = Literal["number", "integer", "category", "id"]
 Transform = Literal["as_is", "log1p", "one_hot", "ratio"]
+# How a value a request leaves out is filled: the training rows' median or most frequent
+# value (learnt at training, stored in the model's copy of the contract as ``fill``), a
+# constant the contract gives, or left missing for a model that takes it (gradient boosting).
+Missing = Literal["median", "most_frequent", "constant", "model"]
 NUMERIC_KINDS: Final[tuple[str, ...]] = ("number", "integer")
 DEFAULT_ID_PATTERN: Final[str] = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
 SYNTHETIC: Final[str] = "synthetic"
@@ -35,7 +40,8 @@ SYNTHETIC: Final[str] = "synthetic"
 BOUNDS_ORDER: Final[str] = "minimum {minimum} is above maximum {maximum}"
 BOUNDS_ON_NON_NUMBER: Final[str] = "minimum/maximum only apply to number and integer fields"
 ENUM_REQUIRED: Final[str] = "a category field needs constraints.enum (its allowed values)"
-ENUM_ON_NON_CATEGORY: Final[str] = "constraints.enum only applies to category fields"
+ENUM_ON_NON_CATEGORY: Final[str] = "constraints.enum only applies to category and integer fields"
+ENUM_KIND: Final[str] = "constraints.enum of a {kind} field lists {expected}, got {values}"
 ENUM_DUPLICATES: Final[str] = "constraints.enum lists {values} more than once"
 LENGTH_ON_NON_ID: Final[str] = "pattern/minLength/maxLength only apply to the id field"
 EXAMPLE_OUT_OF_BOUNDS: Final[str] = "example {example!r} is outside [{minimum}, {maximum}]"
@@ -51,6 +57,16 @@ ONE_HOT_MONOTONE: Final[str] = "a one_hot feature cannot have a monotone directi
 ONE_HOT_ONLY: Final[str] = "values and prefix only apply to one_hot features"
 SCALE_FLOOR_RATIO_ONLY: Final[str] = "scale and floor only apply to ratio features"
 NOT_FINITE: Final[str] = "must be a finite number"
+MISSING_REQUIRED: Final[str] = (
+    "missing = {missing!r} fills a value a request leaves out: set constraints.required = false"
+)
+MISSING_ON_ID: Final[str] = "the id field is never missing; it takes no missing or fill"
+MISSING_KIND: Final[str] = "missing = {missing!r} needs a number or integer field, not {kind}"
+FILL_NEEDED: Final[str] = "missing = 'constant' needs fill = <the value a missing one becomes>"
+FILL_WITHOUT_MISSING: Final[str] = (
+    "fill only applies with missing = constant, median or most_frequent"
+)
+FILL_INVALID: Final[str] = "fill {fill!r} is not a valid value of this field ({why})"
 
 _NAME = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 _Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -76,7 +92,8 @@ class Constraints(_Strict):
     required: bool = True
     minimum: _Finite | None = None
     maximum: _Finite | None = None
-    enum: tuple[str, ...] | None = None
+    # Text for a category field; whole numbers for an integer field of codes (e.g. 0/1).
+    enum: tuple[str, ...] | tuple[int, ...] | None = None
     pattern: str | None = None
     min_length: int | None = Field(default=None, alias="minLength", ge=0)
     max_length: int | None = Field(default=None, alias="maxLength", ge=1)
@@ -93,6 +110,12 @@ class FieldSpec(_Strict):
     constraints: Constraints = Constraints()
     # false: never named as a reason for a denial (protected attributes never are).
     reasons: bool = True
+    # How a value left out of a request (an empty cell in the book) is filled; None: never
+    # left out unless constraints.required = false and no feature reads it.
+    missing: Missing | None = None
+    # The filled value: given for "constant"; learnt at training for "median"/"most_frequent"
+    # and written into the copy of the contract stored with the model.
+    fill: str | int | float | None = None
 
     @model_validator(mode="after")
     def _fits_kind(self) -> FieldSpec:
@@ -104,8 +127,10 @@ class FieldSpec(_Strict):
             problems.append(BOUNDS_ORDER.format(minimum=c.minimum, maximum=c.maximum))
         if self.type == "category" and not c.enum:
             problems.append(ENUM_REQUIRED)
-        if c.enum is not None and self.type != "category":
+        if c.enum is not None and self.type not in ("category", "integer"):
             problems.append(ENUM_ON_NON_CATEGORY)
+        elif c.enum is not None:
+            problems.extend(self._enum_problems())
         if c.enum and len(set(c.enum)) != len(c.enum):
             repeated = sorted({v for v in c.enum if c.enum.count(v) > 1})
             problems.append(ENUM_DUPLICATES.format(values=repeated))
@@ -113,9 +138,62 @@ class FieldSpec(_Strict):
         if has_length and self.type != "id":
             problems.append(LENGTH_ON_NON_ID)
         problems.extend(self._example_problems())
+        problems.extend(self._missing_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _enum_problems(self) -> list[str]:
+        values = self.constraints.enum or ()
+        text = self.type == "category"
+        if all(isinstance(v, str) if text else isinstance(v, int) for v in values):
+            return []
+        expected = "text values" if text else "whole numbers"
+        return [ENUM_KIND.format(kind=self.type, expected=expected, values=list(values))]
+
+    def _missing_problems(self) -> list[str]:
+        missing, fill = self.missing, self.fill
+        if missing is None and fill is None:
+            return []
+        if self.type == "id":
+            return [MISSING_ON_ID]
+        problems = []
+        if missing is not None and self.constraints.required:
+            problems.append(MISSING_REQUIRED.format(missing=missing))
+        if missing in ("median", "model") and not self.numeric:
+            problems.append(MISSING_KIND.format(missing=missing, kind=self.type))
+        if missing == "constant" and fill is None:
+            problems.append(FILL_NEEDED)
+        if fill is not None and missing in (None, "model"):
+            problems.append(FILL_WITHOUT_MISSING)
+        elif fill is not None:
+            why = self.value_problem(fill)
+            if why:
+                problems.append(FILL_INVALID.format(fill=fill, why=why))
+        return problems
+
+    def value_problem(self, value: Any) -> str:
+        """Why ``value`` is not a valid value of this field ("" when it is)."""
+        c = self.constraints
+        if self.numeric:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                return f"not a {self.type}"
+            if not math.isfinite(float(value)):
+                return NOT_FINITE
+            if self.type == "integer" and not float(value).is_integer():
+                return "not a whole number"
+            low = -math.inf if c.minimum is None else c.minimum
+            high = math.inf if c.maximum is None else c.maximum
+            if not low <= float(value) <= high:
+                return f"outside [{low}, {high}]"
+            if c.enum and int(value) not in c.enum:
+                return f"not one of {list(c.enum)}"
+            return ""
+        if not isinstance(value, str):
+            return "not text"
+        if c.enum and value not in c.enum:
+            return f"not one of {list(c.enum)}"
+        return ""
 
     def _example_problems(self) -> list[str]:
         example, c = self.example, self.constraints
@@ -131,6 +209,8 @@ class FieldSpec(_Strict):
             high = math.inf if c.maximum is None else c.maximum
             if not low <= float(example) <= high:
                 return [EXAMPLE_OUT_OF_BOUNDS.format(example=example, minimum=low, maximum=high)]
+            if c.enum and example not in c.enum:
+                return [EXAMPLE_NOT_ALLOWED.format(example=example)]
             return []
         if not isinstance(example, str):
             return [EXAMPLE_WRONG_TYPE.format(example=example, kind=self.type)]
@@ -141,6 +221,12 @@ class FieldSpec(_Strict):
     @property
     def numeric(self) -> bool:
         return self.type in NUMERIC_KINDS
+
+    @property
+    def codes(self) -> tuple[int, ...] | None:
+        """An integer field's allowed codes (e.g. 0/1), None for other fields."""
+        enum = self.constraints.enum
+        return tuple(int(v) for v in enum) if self.type == "integer" and enum else None
 
 
 class Label(_Strict):
@@ -162,6 +248,9 @@ class ProtectedAttribute(_Strict):
     labels: tuple[str, ...] | None = None
     # A value inside each band: the prober moves a twin to it to change the band only.
     representatives: tuple[_Finite, ...] | None = None
+    # The group of applicants who leave the (optional) field out, e.g. "not given"; a
+    # protected value is never filled in, so it is a group of its own.
+    missing: str | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
     def _bands_fit(self) -> ProtectedAttribute:
@@ -269,7 +358,12 @@ class Contract(_Strict):
     gap: GapField | None = None
 
     def field(self, name: str) -> FieldSpec:
-        return next(f for f in self.fields if f.name == name)
+        return self.fields_by_name[name]
+
+    @cached_property
+    def fields_by_name(self) -> dict[str, FieldSpec]:
+        # Looked up on every decision (group keys): a dict, not a scan of the fields.
+        return {f.name: f for f in self.fields}
 
     def attribute(self, name: str) -> ProtectedAttribute:
         return next(p for p in self.protected if p.name == name)

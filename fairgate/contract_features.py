@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from fairgate.contract import Contract, Feature
+from fairgate.contract_missing import fill_values, filled, missing_mask
 
 Column = Callable[[Mapping[str, np.ndarray]], np.ndarray]
 
@@ -91,6 +92,15 @@ class ContractFeatures:
         self._plain_at = np.array([at for _, at in plain], dtype=np.intp)
         self._parts_list = parts
         self._rows_from = next(iter(self.input_fields), "")
+        # Fields filled when a request leaves them out; a learnt fill the contract does not
+        # carry yet (a contract not trained with) fails at build, not here, so the contract
+        # can still be read, checked and drafted from.
+        self._fills: list[tuple[str, Any, bool]] = []
+        self._unfilled: ValueError | None = None
+        try:
+            self._fills = fill_values(contract, self.input_fields)
+        except ValueError as error:
+            self._unfilled = error
 
     def _part(self, feature: Feature) -> Column:
         field = feature.field or ""
@@ -108,7 +118,12 @@ class ContractFeatures:
         return tuple(name for name in self.contract.field_names if name in used)
 
     def build(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The float64 matrix, one row per applicant, columns in ``names`` order."""
+        """The float64 matrix, one row per applicant, columns in ``names`` order; missing
+        values filled as the contract says (NaN left where it says ``missing = "model"``)."""
+        if self._unfilled is not None:
+            raise self._unfilled
+        if self._fills:
+            columns = filled(columns, self._fills)
         rows = len(columns[self._rows_from])
         matrix = np.empty((rows, len(self.names)))
         if self._plain_fields:
@@ -126,13 +141,30 @@ class ContractFeatures:
 def attribute_column(
     contract: Contract, name: str, columns: Mapping[str, np.ndarray]
 ) -> np.ndarray:
-    """One protected attribute's value per applicant (band labels for a banded field)."""
+    """One protected attribute's value per applicant: band labels for a banded field, the
+    code as text ("0", "1") for a field of codes, the attribute's ``missing`` label for an
+    applicant who left the field out."""
     attribute = contract.attribute(name)
     values = columns[attribute.field]
-    if not attribute.banded:
-        return np.asarray(values, dtype=object)
-    index = np.searchsorted(np.asarray(attribute.edges), np.asarray(values), side="right")
-    return np.asarray(attribute.labels, dtype=object)[index]
+    codes = contract.field(attribute.field).codes
+    if attribute.banded:
+        numbers = np.asarray(values, dtype=np.float64)
+        index = np.searchsorted(np.asarray(attribute.edges), numbers, side="right")
+        labels = np.asarray(attribute.labels, dtype=object)
+    elif codes is not None:
+        ordered = sorted(codes)  # searchsorted needs them in order; a request has one of them
+        numbers = np.asarray(values, dtype=np.float64)
+        index = np.searchsorted(np.asarray(ordered, dtype=np.float64), numbers)
+        labels = np.asarray([str(code) for code in ordered], dtype=object)
+    else:
+        result = np.asarray(values, dtype=object)
+        if attribute.missing is None:
+            return result
+        return np.where(missing_mask(result), attribute.missing, result)
+    if attribute.missing is None:
+        return labels[index]
+    # NaN sorts past every edge or code: give it the missing label instead.
+    return np.append(labels, attribute.missing)[np.where(np.isnan(numbers), len(labels), index)]
 
 
 def group_keys(
@@ -178,6 +210,4 @@ class RequestColumns:
         table = table.reshape(len(requests), width)
         # Every numeric field converted in one call; each column is a row of that block.
         numbers = table[:, self._numeric].T.astype(np.float64, order="C")
-        return {
-            name: table[:, i] if row is None else numbers[row] for name, row, i in self._where
-        }
+        return {name: table[:, i] if row is None else numbers[row] for name, row, i in self._where}

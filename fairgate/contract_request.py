@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
 
 from fairgate.contract import DEFAULT_ID_PATTERN, Contract, FieldSpec
 
@@ -21,6 +31,13 @@ def _annotation(spec: FieldSpec) -> Any:
     c = spec.constraints
     if spec.type == "category":
         return Literal[tuple(c.enum or ())]
+    if spec.codes is not None:
+        # Not Literal[0, 1]: pydantic's Literal takes true and 1.0 for 1 even in strict mode.
+        return Annotated[
+            int,
+            AfterValidator(_one_of(spec.codes)),
+            Field(json_schema_extra={"enum": list(spec.codes)}),
+        ]
     if spec.type == "id":
         return Annotated[
             str,
@@ -31,6 +48,18 @@ def _annotation(spec: FieldSpec) -> Any:
             ),
         ]
     return _TYPES[spec.type]
+
+
+def _one_of(codes: tuple[int, ...]) -> Any:
+    allowed = frozenset(codes)
+    message = "Input should be " + " or ".join(str(c) for c in codes)
+
+    def check(value: int) -> int:
+        if value not in allowed:
+            raise ValueError(message)
+        return value
+
+    return check
 
 
 def _bound(value: float | None, kind: str) -> float | int | None:
@@ -69,7 +98,56 @@ def request_model(contract: Contract, model_name: str = "Applicant") -> type[Bas
         strict=True,
         allow_inf_nan=False,
         frozen=True,
+        # The name a 400 gives ("1 validation error for application"), not the class name
+        # BentoML derives from it (ApplicantIODescriptor), which means nothing to a caller.
+        title=TITLE,
         json_schema_extra={"example": contract.example},
     )
     fields = {spec.name: _field(spec) for spec in contract.fields}
-    return create_model(model_name, __config__=config, **fields)
+    required = frozenset(
+        s.name for s in contract.fields if s.constraints.required or s.type == "id"
+    )
+    return create_model(
+        model_name,
+        __config__=config,
+        __validators__={"null_is_missing": _null_is_missing(required)},
+        **fields,
+    )
+
+
+TITLE = "application"
+
+
+def _null_is_missing(required: frozenset[str]) -> Any:
+    """A ``null`` in a required field is reported as the field missing, not as "Input
+    should be a valid number": the caller left the value out, whatever its type. Only the
+    error path pays for this; a valid request passes straight through ``handler``."""
+
+    def check(cls: type[BaseModel], data: Any, handler: Any) -> Any:
+        try:
+            return handler(data)
+        except ValidationError as error:
+            errors = error.errors()
+            if not any(_null_in_required(e, required) for e in errors):
+                raise  # as pydantic said it (its JSON-mode wording included)
+            details = [_null_as_missing(e, required) for e in errors]
+            raise ValidationError.from_exception_data(error.title, details) from None
+
+    return model_validator(mode="wrap")(classmethod(check))  # type: ignore[arg-type]
+
+
+def _null_in_required(error: Any, required: frozenset[str]) -> bool:
+    loc = error["loc"]
+    return error.get("input", ...) is None and len(loc) == 1 and loc[0] in required
+
+
+def _null_as_missing(error: Any, required: frozenset[str]) -> InitErrorDetails:
+    # pydantic's own error types (not custom ones), so each item keeps its ``url`` and the
+    # null reads exactly as a field left out: "Field required".
+    loc = tuple(error["loc"])
+    if _null_in_required(error, required):
+        return InitErrorDetails(type="missing", loc=loc, input=None)
+    details = InitErrorDetails(type=error["type"], loc=loc, input=error.get("input"))
+    if "ctx" in error:
+        details["ctx"] = error["ctx"]
+    return details

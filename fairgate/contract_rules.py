@@ -21,7 +21,22 @@ UNKNOWN_ATTRIBUTE: Final[str] = "{where}: unknown protected attribute {name!r}; 
 REPEATED_ATTRIBUTE: Final[str] = "{where}: {name!r} is listed more than once"
 PROTECTED_ID: Final[str] = "{where}: the id field cannot be a protected attribute"
 CATEGORY_BANDED: Final[str] = "{where}: {name!r} is a category field; it takes no band edges"
-NUMERIC_UNBANDED: Final[str] = "{where}: {name!r} is numeric; give edges, labels, representatives"
+NUMERIC_UNBANDED: Final[str] = (
+    "{where}: {name!r} is numeric; give edges, labels, representatives (or, for a field of "
+    "a few codes such as 0/1, constraints.enum on the field)"
+)
+PROTECTED_FILLED: Final[str] = (
+    "{where}: {name!r} is protected and says missing = {missing!r}; a protected value is "
+    "never filled in: drop missing/fill and name the group of those who leave it out "
+    '(missing = "not given" on the protected attribute)'
+)
+PROTECTED_OPTIONAL: Final[str] = (
+    '{where}: {name!r} is optional (constraints.required = false): set missing = "not '
+    'given" (or another label) here, the group of applicants who leave it out'
+)
+PROTECTED_NOTHING_MISSING: Final[str] = (
+    "{where}: {name!r} is required, so no applicant leaves it out; drop missing here"
+)
 BAND_OUTSIDE_BOUNDS: Final[str] = (
     "{where}: {what} {value} is outside {name!r}'s bounds [{low}, {high}]"
 )
@@ -38,9 +53,9 @@ RATIO_ZERO: Final[str] = "{where}: denominator {name!r} can be 0 or less; set fl
 DUPLICATE_COLUMN: Final[str] = "features: model column {name!r} is produced more than once"
 GAP_PROTECTED: Final[str] = "gap.field: {name!r} is protected; twins must share it"
 OPTIONAL_INPUT: Final[str] = (
-    "{where}: reads {name!r}, which is optional (constraints.required = false); the feature "
-    "builder does not impute, so a missing value cannot be scored: make it required or "
-    "drop the feature"
+    "{where}: reads {name!r}, which is optional (constraints.required = false) but says "
+    "no missing = median | most_frequent | constant | model: say how a missing value is "
+    "filled, or make the field required"
 )
 REASON_PROTECTED: Final[str] = (
     "{where}: reads protected field {name!r}, which is never a reason for a denial; drop 'reason'"
@@ -124,11 +139,31 @@ def _attribute_problems(
             problems.append(PROTECTED_ID.format(where=where))
         elif kind == "category" and banded:
             problems.append(CATEGORY_BANDED.format(where=where, name=name))
-        elif kind in NUMERIC and not banded:
+        elif kind in NUMERIC and not banded and not _codes(spec):
             problems.append(NUMERIC_UNBANDED.format(where=where, name=name))
         elif kind in NUMERIC:
             problems += _band_bound_problems(f"protected.{i}", attribute, spec)
+        problems += _protected_missing_problems(f"protected.{i}", attribute, spec)
     return protected, problems
+
+
+def _codes(spec: Mapping[str, Any]) -> bool:
+    constraints = spec.get("constraints")
+    return isinstance(constraints, Mapping) and constraints.get("enum") is not None
+
+
+def _protected_missing_problems(
+    where: str, attribute: Mapping[str, Any], spec: Mapping[str, Any]
+) -> list[str]:
+    name = spec.get("name")
+    if spec.get("missing") is not None:
+        return [PROTECTED_FILLED.format(where=f"{where}.field", name=name, missing=spec["missing"])]
+    optional = _optional({name: spec}, name)
+    if optional and attribute.get("missing") is None:
+        return [PROTECTED_OPTIONAL.format(where=f"{where}.missing", name=name)]
+    if not optional and attribute.get("missing") is not None:
+        return [PROTECTED_NOTHING_MISSING.format(where=f"{where}.missing", name=name)]
+    return []
 
 
 def _band_bound_problems(
@@ -209,7 +244,7 @@ def _feature_problems(
         if feature.get("sensitive", False) is True and not reads_protected:
             problems.append(SENSITIVE_WITHOUT_PROTECTED.format(where=where))
         for name in inputs:
-            if _optional(fields, name):
+            if _optional(fields, name) and fields[name].get("missing") is None:
                 problems.append(OPTIONAL_INPUT.format(where=where, name=name))
         if reads_protected and feature.get("reason"):
             # Reasons never name a protected attribute; a text for one would mislead.

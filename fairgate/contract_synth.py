@@ -31,6 +31,7 @@ from scipy.special import ndtr
 from threadpoolctl import ThreadpoolController
 
 from fairgate.contract import Contract, FieldSpec
+from fairgate.contract_missing import missing_mask
 
 QUANTILE_LEVELS: Final[int] = 201  # every 0.5 percentile, min and max included
 BOUNDARY_SHARE: Final[float] = 0.2
@@ -119,12 +120,17 @@ def record_marginals(contract: Contract, columns: Mapping[str, np.ndarray]) -> M
         if spec.type == "id":
             continue
         values = np.asarray(columns[spec.name])
-        if spec.numeric:
+        if spec.numeric and spec.codes is None:
             numbers = values.astype(np.float64)
             numbers = numbers[np.isfinite(numbers)]
             quantiles[spec.name] = np.quantile(numbers, levels).tolist()
-        elif spec.type == "category":
-            kinds, counts = np.unique(values[values != None].astype(str), return_counts=True)  # noqa: E711
+        else:
+            # Categories, and integer codes (0/1) drawn as the codes they are: quantiles
+            # would interpolate between codes. An empty cell is no value ("nan" is none).
+            present = values[~missing_mask(values)]
+            if spec.codes is not None:
+                present = present.astype(np.float64).astype(np.int64)
+            kinds, counts = np.unique(present.astype(str), return_counts=True)
             frequencies[spec.name] = {
                 str(k): float(c) / float(counts.sum()) for k, c in zip(kinds, counts, strict=True)
             }
@@ -135,7 +141,12 @@ def record_marginals(contract: Contract, columns: Mapping[str, np.ndarray]) -> M
         ranks = np.column_stack(
             [_ranks(np.asarray(columns[name], dtype=np.float64)[every]) for name in names]
         )
-        correlation = np.corrcoef(ranks, rowvar=False)
+        # A field with one value on every row (a book's constant column) has no rank
+        # correlation with anything: 0, not NaN and a division warning.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correlation = np.corrcoef(ranks, rowvar=False)
+        correlation = np.nan_to_num(correlation, nan=0.0)
+        np.fill_diagonal(correlation, 1.0)
     else:
         correlation = np.ones((len(names), len(names)))
     return Marginals(quantiles, frequencies, np.round(correlation, 6).tolist())
@@ -178,7 +189,9 @@ def marginals_from_contract(contract: Contract) -> Marginals:
     frequencies: dict[str, dict[str, float]] = {}
     for spec in contract.fields:
         c = spec.constraints
-        if spec.numeric:
+        if spec.codes is not None:
+            frequencies[spec.name] = {str(v): 1.0 / len(spec.codes) for v in spec.codes}
+        elif spec.numeric:
             example = float(spec.example) if isinstance(spec.example, int | float) else 1.0
             low = c.minimum if c.minimum is not None else min(0.0, example)
             high = c.maximum if c.maximum is not None else max(2.0 * abs(example), low + 1.0)
@@ -263,13 +276,14 @@ def synthesize(
             width = max(8, len(str(max(n - 1, 0))))
             make_id = f"{id_prefix}-{seed}-{{:0{width}d}}".format
             table[spec.name] = np.array(list(map(make_id, range(n))), dtype=object)
-        elif spec.numeric:
+        elif spec.name in marginals.quantiles:
             column = uniforms[:, names.index(spec.name)]
             table[spec.name] = _numeric(spec, marginals.quantiles[spec.name], column)
         else:
             frequencies = marginals.frequencies[spec.name]
             kinds, weights = list(frequencies), list(frequencies.values())
-            table[spec.name] = np.array(source.choices(kinds, weights=weights, k=n), dtype=object)
+            drawn = np.array(source.choices(kinds, weights=weights, k=n), dtype=object)
+            table[spec.name] = drawn.astype(np.int64) if spec.numeric else drawn
     return table
 
 

@@ -25,7 +25,7 @@ def attribute_values(
     spec = contract.attribute(attribute)
     if spec.banded:
         return tuple(spec.labels or ())
-    values = contract.field(spec.field).constraints.enum or ()
+    values = tuple(str(v) for v in contract.field(spec.field).constraints.enum or ())
     seen = None if marginals is None else marginals.frequencies.get(spec.field)
     if seen is None:
         return tuple(values)
@@ -40,9 +40,15 @@ def twin(
     copy = dict(columns)
     n = len(columns[spec.field])
     if not spec.banded:
-        if value not in (contract.field(spec.field).constraints.enum or ()):
+        field = contract.field(spec.field)
+        if value not in [str(v) for v in field.constraints.enum or ()]:
             raise ValueError(f"{value!r} is not a value of {spec.field}")
-        copy[spec.field] = np.full(n, value, dtype=object)
+        # A field of codes (0/1) takes the code as the number it is, not its label.
+        copy[spec.field] = (
+            np.full(n, int(value), dtype=np.int64)
+            if field.codes is not None
+            else np.full(n, value, dtype=object)
+        )
         return copy
     labels = list(spec.labels or ())
     if value not in labels:

@@ -11,24 +11,65 @@ it; the workers inherit it as ``PROMETHEUS_MULTIPROC_DIR``.
 
 The worker count is handed to BentoML the supported way, as a configuration override
 (``BENTOML_CONFIG_OVERRIDES={"services": {"fairgate": {"workers": N}}}``) built from
-``FAIRGATE_WORKERS``, so the service module reads no environment when it is imported.
+``FAIRGATE_WORKERS``, so the service module reads no environment when it is imported. BentoML
+logs that override as "Applying user config override from json: ..." in the server process;
+the user never wrote it (the service's start-up line says the worker count), so that line is
+left out there unless the user gave overrides of their own.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
 REPO = Path(__file__).resolve().parent.parent
+# One line that fits 80 columns after "error: ".
+PORT_IN_USE: Final[str] = "port {port} on {host} is in use; choose another with {flag}"
+PORT_FORBIDDEN: Final[str] = "cannot listen on port {port}: permission denied (below 1024?)"
+NOT_AN_ADDRESS: Final[str] = "cannot listen on {host}: not an address of this machine"
 
 
-def service_env(workers: int) -> dict[str, str]:
-    """Environment for ``bentoml serve``: one OpenMP thread per worker avoids oversubscription."""
-    return os.environ | {"OMP_NUM_THREADS": "1", "FAIRGATE_WORKERS": str(workers)}
+def service_env(settings: Mapping[str, str]) -> dict[str, str]:
+    """Environment for ``bentoml serve``: this process's, with ``settings`` laid over it.
+
+    One OpenMP thread per worker avoids oversubscription.
+    """
+    return dict(os.environ) | {"OMP_NUM_THREADS": "1"} | dict(settings)
+
+
+def port_problem(host: str, port: int, flag: str = "--port") -> str | None:
+    """Why a server could not listen on ``host:port``, or None if it can.
+
+    Checked before starting BentoML, which otherwise fails to bind inside circus with a long
+    traceback, and before ``fairgate demo`` waits for a ready answer that someone else's
+    server on that port may give. The server binds with SO_REUSEADDR, so this does too: a
+    port left in TIME_WAIT is free, one with a listener is not. A host that does not resolve
+    is left to BentoML to report.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except OSError:
+        return None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as error:
+            if error.errno == errno.EACCES:
+                return PORT_FORBIDDEN.format(port=port)
+            if error.errno == errno.EADDRNOTAVAIL:
+                return NOT_AN_ADDRESS.format(host=host)
+            return PORT_IN_USE.format(port=port, host=host, flag=flag)
+    return None
 
 
 SERVICE_TARGET = "service.service:DecisionService"
@@ -58,8 +99,20 @@ def worker_overrides(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
     return {"BENTOML_CONFIG_OVERRIDES": json.dumps(overrides)}
 
 
+class _OwnOverrideLine(logging.Filter):
+    """Drops BentoML's "Applying user config override from json" line (see the module's
+    docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Applying user config override from json")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the BentoML CLI with a private Prometheus directory, removed when it exits."""
+    if not os.environ.get("BENTOML_CONFIG_OVERRIDES"):
+        logging.getLogger("bentoml._internal.configuration.containers").addFilter(
+            _OwnOverrideLine()
+        )
     os.environ.update(worker_overrides(os.environ))
     directory = tempfile.mkdtemp(prefix="fairgate-metrics-")
     from bentoml._internal.configuration.containers import BentoMLContainer

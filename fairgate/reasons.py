@@ -14,7 +14,9 @@ applicants' features):
 
 A one-hot feature's columns count as one feature. Only contributions below zero are reasons,
 most negative first, at most four. A feature that reads a protected attribute's field (or is
-``sensitive``), or a field the contract marks ``reasons = false``, is never a reason. Codes
+``sensitive``), or a field the contract marks ``reasons = false``, is never a reason; nor is a
+feature whose field the applicant left out (filled as the contract says): the applicant did
+not give that value, so it is not theirs to be told about. Codes
 are ``R-`` + the feature name in capitals: stable across retraining and contracts' versions.
 """
 
@@ -28,6 +30,7 @@ import numpy as np
 
 from fairgate.contract import Contract, Feature
 from fairgate.contract_features import ContractFeatures, feature_columns
+from fairgate.contract_missing import missing_mask
 from fairgate.scorer import LogisticScorer, Scorer, TreeOcclusion, TreeScorer
 
 MAX_REASONS: Final[int] = 4
@@ -106,6 +109,13 @@ class Explainer:
         self._occlude = self._sum.T.astype(bool)
         self._fields = {j: b.feature.field or "" for j, b in enumerate(blocks) if b.values}
         self._fixed = [self._fixed_reasons(b) for b in blocks]
+        # Block -> its fields a request may leave out (filled): such a block is no reason
+        # for an applicant who left one out.
+        self._optional = {
+            j: [n for n in b.feature.inputs if contract.field(n).missing is not None]
+            for j, b in enumerate(blocks)
+        }
+        self._optional = {j: names for j, names in self._optional.items() if names}
         self._by_value: dict[tuple[int, str], Reason] = {}
         self._weights: np.ndarray | None = None
         self._trees: TreeOcclusion | None = None
@@ -156,6 +166,9 @@ class Explainer:
             return [[] for _ in range(len(rows))]
         chosen = matrix[rows]
         contribution = self.contributions(chosen, None if scores is None else scores[rows])
+        if self._optional:
+            left_out = self._left_out(columns, rows)
+            contribution[left_out] = np.nan  # NaN is never a reason, and sorts last
         order = np.argsort(contribution, axis=1, kind="stable")[:, :MAX_REASONS].tolist()
         below = (chosen[:, self._first] < self._first_reference).tolist()
         values = contribution.tolist()
@@ -171,6 +184,17 @@ class Explainer:
                 else:
                     reasons.append(self._category(j, columns[self._fields[j]][rows[i]]))
             result.append(reasons)
+        return result
+
+    def _left_out(self, columns: Mapping[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """(rows, blocks): True where the row left out a field the block reads."""
+        result = np.zeros((len(rows), len(self.blocks)), dtype=bool)
+        masks: dict[str, np.ndarray] = {}
+        for j, names in self._optional.items():
+            for name in names:
+                if name not in masks:
+                    masks[name] = missing_mask(np.asarray(columns[name])[rows])
+                result[:, j] |= masks[name]
         return result
 
     def _category(self, j: int, value: object) -> Reason:

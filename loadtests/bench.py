@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import bentoml
 import joblib
 
 from fairgate.probe_auth import new_token
@@ -24,9 +25,10 @@ from monitoring.prober import ProbeSettings, run_cycle
 from monitoring.target import fetch_target
 from service.bench_inprocess import markdown as inprocess_markdown
 from service.bench_inprocess import measure
-from training.pipeline import TrainConfig, run_training
+from training.pipeline import TrainConfig, TrainResult, run_training
 
 BENCHFILE = REPO / "loadtests" / "benchfile.py"
+BENCH_MODEL = "fairgate-bench"
 BENCH_SERVICE = "loadtests.bench_service:BenchService"
 START, END = "<!-- fairgate bench: start -->", "<!-- fairgate bench: end -->"
 # The ratios the targets are about are measured in ROUNDS: the compared servers run side by
@@ -70,11 +72,22 @@ class Row:
 
 
 def run_bench(config: BenchConfig, log: Callable[[str], None] = print) -> str:
-    """Run everything; return the Markdown section for docs/benchmarks.md."""
+    """Run everything; return the Markdown section for docs/benchmarks.md.
+
+    The benchmark's model is saved to the model store (the servers load it from there) and
+    deleted from it at the end, whatever happens: it is the benchmark's, not the user's.
+    """
     config.out.mkdir(parents=True, exist_ok=True)
     log("training the benchmark model (naive: gender as a feature)")
     result = run_training(TrainConfig(rows=config.rows, include_sensitive=True, bootstrap=0,
-                                      reports_dir=None, model_name="fairgate-bench"))  # fmt: skip
+                                      reports_dir=None, model_name=BENCH_MODEL))  # fmt: skip
+    try:
+        return _measure(config, result, log)
+    finally:
+        bentoml.models.delete(str(result.tag))
+
+
+def _measure(config: BenchConfig, result: TrainResult, log: Callable[[str], None]) -> str:
     naive_model = config.out / "naive-threshold-optimizer.joblib"
     joblib.dump(result.optimizer, naive_model)
     # The servers started here and the prober cycle share one probe token.

@@ -1,7 +1,8 @@
 """Instructions per request, counted by valgrind's callgrind: /decide against the validating floor.
 
-``python -m loadtests.instructions --model fairgate-bench:latest [--requests 500]``
-(needs valgrind: ``apt-get install valgrind``).
+``python -m loadtests.instructions [--model fairgate-loan:latest] [--requests 500]``
+(needs valgrind: ``apt-get install valgrind``). Any model of the default book will do, the
+same one before and after a change (``fairgate bench`` deletes the model it trains).
 
 Requests per second on this shared 2-core machine move by 10-20% from one run to the next,
 more than most changes to /decide's path (docs/benchmarks.md). An instruction count does not:
@@ -134,8 +135,11 @@ def count_instructions(endpoint: str, model: str, requests: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="fairgate-bench:latest",
-                        help="a model trained on the default book (fairgate bench makes one)")
+    parser.add_argument(
+        "--model",
+        default="fairgate-loan:latest",
+        help="a model trained on the default book (fairgate train makes one)",
+    )
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--child", choices=sorted(ENDPOINTS), help=argparse.SUPPRESS)
     parser.add_argument("--no-count", action="store_true", help=argparse.SUPPRESS)

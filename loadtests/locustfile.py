@@ -24,6 +24,7 @@ from locust import FastHttpUser, constant, constant_throughput, events, task
 
 from fairgate.probe_auth import PROBE_HEADER, PROBE_TOKEN_HEADER
 from loadtests.answers import log_answers
+from loadtests.failures import PROBE_PAIR
 from loadtests.pool import pool_for
 
 _user_numbers = itertools.count()
@@ -69,5 +70,5 @@ class LoanApplicant(FastHttpUser):
             "/decide_batch",
             json=next(self.pairs),
             headers=_PROBE_HEADERS,
-            name="/decide_batch (probe pair)",
+            name=PROBE_PAIR,
         )

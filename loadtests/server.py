@@ -42,7 +42,7 @@ def running_server(
     log = tempfile.NamedTemporaryFile(prefix="fairgate-serve-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         serve_command("127.0.0.1", port, target),
-        cwd=REPO, env=service_env(workers) | dict(env or {}),
+        cwd=REPO, env=service_env({"FAIRGATE_WORKERS": str(workers)} | dict(env or {})),
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from monitoring.control import NOT_REPRODUCIBLE
 from monitoring.figures import amount, rate, ratio, share
-from monitoring.gap import Gap
+from monitoring.gap import Gap, reading
 from monitoring.prober import CycleResult
 
 
@@ -30,17 +30,31 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _sentence(text: str) -> str:
+    # str.capitalize() would lower-case the rest, contract names and groups included.
+    return text[:1].upper() + text[1:]
+
+
 def gap_title(gap: Gap) -> str:
-    """E.g. 'annual_income gap (female minus male)', the gap in the contract's own field."""
+    """E.g. 'annual_income gap (more needed by female than by male)', in the contract's own
+    field; the group that needs more is named first, whichever sign the median has."""
     more = "more" if gap.direction > 0 else "less"
-    return f"{gap.field} gap ({more} needed by {gap.group_a} than by {gap.group_b})"
+    read = reading(gap)
+    return f"{gap.field} gap ({more} needed by {read.first} than by {read.second})"
+
+
+def gap_figures(gap: Gap, p90: str = "90th percentile") -> str:
+    """The median and 90th percentile of the gap as the title reads it (never negative
+    for the median)."""
+    read = reading(gap)
+    return f"median {amount(read.median, gap.unit)}, {p90} {amount(read.p90, gap.unit)}"
 
 
 def gap_share(gap: Gap) -> str:
     """The gap as a share of the book's median value of the field (what FairgateGap reads)."""
     if not math.isfinite(gap.median_ratio):
         return f"no recorded book: the median is not scaled by a book median {gap.field}"
-    return f"median {share(gap.median_ratio)} x the book's median {gap.field}"
+    return f"median {share(reading(gap).share)} x the book's median {gap.field}"
 
 
 def population_line(result: CycleResult) -> str:
@@ -70,6 +84,13 @@ def control_summary(result: CycleResult) -> str:
     )
 
 
+def _gap_dict(gap: Gap) -> dict[str, Any]:
+    # The signed figures (group a minus group b) for machines; "reads" for people.
+    return {k: v for k, v in vars(gap).items() if k != "gaps"} | {
+        "reads": f"{gap_title(gap)}: {gap_figures(gap)}; {gap_share(gap)}"
+    }
+
+
 def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
     gap = result.gap
     return {
@@ -97,7 +118,7 @@ def as_dict(result: CycleResult, rows: int = 20) -> dict[str, Any]:
             for a in result.attributes
         ],
         "population": None if result.population is None else vars(result.population),
-        "gap": None if gap is None else {k: v for k, v in vars(gap).items() if k != "gaps"},
+        "gap": None if gap is None else _gap_dict(gap),
         "gap_skipped": result.gap_skipped,
     }
 
@@ -146,9 +167,7 @@ def print_audit(result: CycleResult, console: Console, rows: int = 10) -> None:
         g = result.gap
         console.print(f"{gap_title(g)}:")
         console.print(f"  {g.measured} of {g.sampled} applicants measured")
-        console.print(
-            f"  median {amount(g.median, g.unit)}, 90th percentile {amount(g.p90, g.unit)}"
-        )
+        console.print(f"  {gap_figures(g)}")
         console.print(f"  {gap_share(g)}")
         console.print(f"  non-monotone {g.non_monotone}, never approved {g.never_approved}")
     elif result.gap_skipped:
@@ -195,12 +214,9 @@ def markdown(result: CycleResult, rows: int = 20) -> str:
         lines.append("")
     if result.gap is not None:
         g = result.gap
-        lines.append(
-            f"{gap_title(g).capitalize()}: median {amount(g.median, g.unit)}, "
-            f"p90 {amount(g.p90, g.unit)}; {gap_share(g)}."
-        )
+        lines.append(f"{_sentence(gap_title(g))}: {gap_figures(g, 'p90')}; {gap_share(g)}.")
     elif result.gap_skipped:
-        lines.append(result.gap_skipped.capitalize() + ".")
+        lines.append(_sentence(result.gap_skipped) + ".")
     lines += ["", " ".join(population_line(result).split()) + "."]
     lines += ["", f"{result.decisions_sent} decisions sent in {result.duration_seconds:.2f} s.", ""]
     return "\n".join(lines) + "\n"

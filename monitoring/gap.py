@@ -1,6 +1,9 @@
 """The gap: how much more (or less) of the contract's gap field one twin needs than the
 other to be approved (for the default book: income, in dollars).
 
+``Gap`` keeps the signed figures (group a minus group b, what the exporter's gauges carry);
+``reading`` turns them round for people: the group that needs more is named first.
+
 For each sampled applicant and each twin, a grid scan over the field checks that approval is
 monotone in it (denied ... denied, approved ... approved, in the field's ``direction``) and
 brackets the switch; bisection then narrows the bracket to ``tolerance``. Twins whose
@@ -42,6 +45,38 @@ class Gap:
     # was recorded (a contract-only audit), rather than a ratio to a made-up median.
     median_ratio: float
     gaps: np.ndarray
+    # Last, with a default: callers build a Gap positionally.
+    p10: float = float("nan")
+
+
+@dataclass(frozen=True)
+class GapReading:
+    """The gap the way a sentence says it: ``first`` needs a more favourable value than
+    ``second``, by ``median`` (and ``p90`` at the 90th percentile), both in the field's unit
+    and >= 0 for a positive median; ``share`` is the median over the book's median field.
+
+    ``Gap.median`` is signed (group a minus group b); a negative one means group b needs
+    more, and must never be printed as "-$8,170 more needed by a".
+    """
+
+    first: str
+    second: str
+    median: float
+    p90: float
+    share: float
+
+
+def reading(gap: Gap) -> GapReading:
+    """``gap`` with its groups in the order its median says.
+
+    >>> r = reading(Gap("gender", "female", "male", "income", "dollars", 1, 10, 10, 0, 0,
+    ...                 -8170.0, -2000.0, -0.1, np.zeros(0), p10=-9000.0))
+    >>> (r.first, r.second, r.median, r.p90)
+    ('male', 'female', 8170.0, 9000.0)
+    """
+    if gap.median < 0:
+        return GapReading(gap.group_b, gap.group_a, -gap.median, -gap.p10, -gap.median_ratio)
+    return GapReading(gap.group_a, gap.group_b, gap.median, gap.p90, gap.median_ratio)
 
 
 def search_grid(contract: Contract, gap: GapField, marginals: Marginals) -> np.ndarray:
@@ -166,4 +201,6 @@ def measure_gap(
         p90=float(np.percentile(gaps, 90)) if gaps.size else float("nan"),
         median_ratio=median / abs(typical) if typical and recorded else float("nan"),
         gaps=gaps,
+        # b's 90th percentile when b is the group needing more (``reading``).
+        p10=float(np.percentile(gaps, 10)) if gaps.size else float("nan"),
     )

@@ -40,6 +40,7 @@ from service.config import (
     ServiceConfig,
     absolute_record_url,
     service_config,
+    startup_line,
 )
 from service.decisions_api import DecisionsRoute, RecordReader, decisions_app
 from service.gc_tuning import tune_gc
@@ -144,7 +145,7 @@ class DecisionService:
             config = service_config(os.environ)
             _check_worker_count(config)
             concrete = resolve_tag(config.model)
-            load_serving_bundle(concrete, config.policy, artifact_key=config.artifact_key)
+            bundle = load_serving_bundle(concrete, config.policy, artifact_key=config.artifact_key)
         except (ConfigError, ArtifactError) as error:
             raise SystemExit(f"fairgate: refusing to start: {error}") from error
         os.environ["FAIRGATE_MODEL"] = concrete
@@ -160,6 +161,12 @@ class DecisionService:
                     f"fairgate: refusing to start: cannot open the decision record "
                     f"(FAIRGATE_RECORD_URL): {error}"
                 ) from error
+        # BentoML's INFO lines go through its own logger's handlers (the root logs WARNING).
+        logging.getLogger("bentoml.fairgate").info(
+            startup_line(
+                config, concrete, bundle.contract.name, bundle.contract.version, record_url
+            )
+        )
 
     def __init__(self) -> None:
         config = service_config(os.environ)

@@ -188,13 +188,14 @@ def test_any_edit_is_a_contract_or_a_contract_error(edits):
         assert error.problems
 
 
-def test_a_feature_cannot_read_an_optional_field():
-    """The builder does not impute: a missing value could not be scored (it would be NaN)."""
+def test_a_feature_cannot_read_an_optional_field_without_saying_how_it_is_filled():
+    """A missing value with no fill would reach the model as NaN: the contract must say."""
     document = raw()
     document["fields"][6]["constraints"]["required"] = False  # weekly_hours, a feature
-    problems = problems_of(document)
-    assert problems == [
-        "features.4: reads 'weekly_hours', which is optional (constraints.required = false); "
-        "the feature builder does not impute, so a missing value cannot be scored: make it "
-        "required or drop the feature"
+    assert problems_of(document) == [
+        "features.4: reads 'weekly_hours', which is optional (constraints.required = false) "
+        "but says no missing = median | most_frequent | constant | model: say how a missing "
+        "value is filled, or make the field required"
     ]
+    document["fields"][6]["missing"] = "median"
+    assert contract_from_mapping(document).field("weekly_hours").missing == "median"

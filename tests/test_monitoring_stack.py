@@ -180,7 +180,7 @@ EXPECTED_VARIABLES = {
     # The names fairgate init drafts from the German book (bands of age_in_years).
     "german": {
         "attribute": {"age_in_years_band"},
-        "group": {"19-24", "25-34", "35-49", "50-64", "65+"},
+        "group": {"13-24", "25-34", "35-49", "50+"},
         "probe_attribute": {"personal_status_and_sex", "age_in_years_band"},
         "gap_field": {"credit_amount"},
     },

@@ -23,6 +23,9 @@ from fairgate.contract import Contract, contract_from_mapping, parse_contract
 from tests.conftest import REPO, LiveService
 
 GERMAN = Path(__file__).parent / "fixtures" / "germancredit" / "germancredit.csv"
+# Where the README's walkthrough writes the drafted contract: a directory git ignores, so
+# following it leaves the checkout clean.
+README_CONTRACT = "reports/german.toml"
 AGE = "age_in_years_band"
 STATUS = "personal_status_and_sex"
 # Counted in the CSV by hand (csv module): the four values of personal_status_and_sex.
@@ -71,7 +74,7 @@ def german(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
     def here(args: list[str]) -> list[str]:
         # The README's commands, run from the repository with the contract in a temp dir.
-        return [str(contract_path) if a == "german.toml" else a for a in args]
+        return [str(contract_path) if a == README_CONTRACT else a for a in args]
 
     drafted = cli("init", *here(commands["init"]))
     assert drafted.returncode == 0, drafted.stderr
@@ -91,13 +94,23 @@ def served(german: Trained):
     server.stop()
 
 
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="not a git checkout")
+def test_the_walkthrough_writes_its_contract_where_git_ignores_it():
+    commands = readme_commands()
+    output = commands["init"][commands["init"].index("--output") + 1]
+    assert output == README_CONTRACT
+    assert commands["train"][commands["train"].index("--contract") + 1] == README_CONTRACT
+    ignored = subprocess.run(["git", "check-ignore", "-q", output], cwd=REPO, check=False)
+    assert ignored.returncode == 0, f"{output} would be an untracked file in the checkout"
+
+
 def test_the_audit_is_in_the_books_own_terms(german):
     metrics = json.loads((german.reports / "metrics.json").read_text())
     assert metrics["contract"] == {"name": "german_credit", "version": 1}
     assert metrics["data"]["rows"] == 1000 and metrics["data"]["test_rows"] == 200
     groups = metrics["mitigated"]["groups"]
     assert {AGE, STATUS} <= set(groups)
-    assert set(groups[AGE]["by_group"]) == {"19-24", "25-34", "35-49", "50-64", "65+"}
+    assert set(groups[AGE]["by_group"]) == {"13-24", "25-34", "35-49", "50+"}
     assert set(groups[STATUS]["by_group"]) == STATUS_VALUES
     audit = (german.reports / "audit.md").read_text()
     assert AGE in audit and STATUS in audit and "gender" not in audit
@@ -123,7 +136,7 @@ def test_the_service_takes_the_contracts_fields(german, served):
     example = german.contract.example
     assert example["age_in_years"] == 67  # the draft's example: the book's first row
     body = httpx.post(f"{served.url}/decide", json=example).json()
-    assert body["group"] == "65+" and body["rule"] == "65+"
+    assert body["group"] == "50+" and body["rule"] == "50+"
     assert body["model_version"] == german.tag
     # The same application under another id gets the same decision.
     again = httpx.post(f"{served.url}/decide", json=example | {"application_id": "other-7"})
@@ -155,11 +168,11 @@ def test_docs_policy_and_metrics_speak_the_contract(german, served):
     assert set(policy["synthesis"]["population"]["quantiles"]) >= {"age_in_years", "credit_amount"}
     httpx.post(f"{served.url}/decide", json=german.contract.example).raise_for_status()
     lines = httpx.get(f"{served.url}/metrics").text.splitlines()
-    served_65 = [
+    served_50 = [
         line for line in lines
-        if line.startswith('fairgate_decisions_total{attribute="age_in_years_band",group="65+"')
+        if line.startswith('fairgate_decisions_total{attribute="age_in_years_band",group="50+"')
     ]  # fmt: skip
-    assert served_65 and sum(float(line.split()[-1]) for line in served_65) >= 1
+    assert served_50 and sum(float(line.split()[-1]) for line in served_50) >= 1
 
 
 def test_the_probe_audits_it_in_its_own_terms(german, served, tmp_path):
@@ -172,7 +185,7 @@ def test_the_probe_audits_it_in_its_own_terms(german, served, tmp_path):
     assert audit["contract"] == "german_credit"
     assert [a["attribute"] for a in audit["attributes"]] == [AGE, STATUS]
     age = audit["attributes"][0]
-    assert set(age["approval_rate"]) == {"19-24", "25-34", "35-49", "50-64", "65+"}
+    assert set(age["approval_rate"]) == {"13-24", "25-34", "35-49", "50+"}
     assert set(audit["attributes"][1]["approval_rate"]) <= STATUS_VALUES
     # The draft leaves the gap field to a person: no gap is measured, and none is made up.
     assert audit["gap"] is None

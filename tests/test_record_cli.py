@@ -91,7 +91,6 @@ def test_prune_defaults_to_25_months_and_verify_stays_clean(url):
 @pytest.mark.parametrize(
     ("env", "args", "message"),
     [
-        (None, ["verify"], "FAIRGATE_RECORD_URL is not set"),
         ("mysql://h/db", ["verify"], "unknown store 'mysql'"),
         ("sqlite:////nonexistent/dir/record.sqlite", ["verify"], "no such file"),
         ("postgresql://postgres@127.0.0.1:1/x", ["prune"], "cannot open the record"),

@@ -54,6 +54,8 @@ CASES = [
     ("age under 18", "/decide", body(age=12), JSON, 400, ["age"], "greater than or equal to 18"),
     ("fractional age", "/decide", body(age=30.5), JSON, 400, ["age"], "valid integer"),
     ("missing field", "/decide", body(age=...), JSON, 400, ["age"], "Field required"),
+    ("null for a required field", "/decide", body(age=None), JSON, 400, ["age"],
+     "Field required"),
     ("extra field", "/decide", body(ssn="123-45-6789"), JSON, 400, ["ssn"],
      "Extra inputs are not permitted"),
     ("unknown group", "/decide", body(gender="other"), JSON, 400, ["gender"],

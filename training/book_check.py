@@ -126,7 +126,7 @@ def _column(spec: FieldSpec, *, required: bool) -> pa.Column:
         checks.append(pa.Check(lambda s: s.map(lambda v: isinstance(v, str)), name=NOT_TEXT))
     if spec.numeric and (c.minimum is not None or c.maximum is not None):
         checks.append(_range_check(c.minimum, c.maximum))
-    if spec.type == "category":
+    if spec.type == "category" or spec.codes is not None:
         checks.append(pa.Check.isin(list(c.enum or ())))
     if spec.type == "id":
         checks += _id_checks(c.pattern, c.min_length or 1, c.max_length)

@@ -11,6 +11,10 @@ threshold minimising the larger miss is chosen and both misses are reported per 
 Example: a group whose randomized rule approves 0.6 x [score > 0.4] + 0.4 x [score > 0.7]
 has an expected selection rate that some single cut reproduces; demographic parity keeps that
 cut, so every group's selection rate stays where fairlearn put it.
+
+A validation group the randomized policy holds no rule for (one outcome only, see
+``training.mitigate``) gets no threshold of its own either: the unseen-group rule decides
+it, and its ``GroupFit`` carries that rule's threshold, no targets, and the reason.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Final
 import numpy as np
 
 from fairgate.policy import GroupRule, ThresholdPolicy
+from training.mitigate import unfittable_groups
 
 # Which rows each constraint's rate is measured on: all, label 1, label 0.
 _RATES: Final[dict[str, tuple[str, ...]]] = {
@@ -35,23 +40,33 @@ _RATES: Final[dict[str, tuple[str, ...]]] = {
 
 @dataclass(frozen=True)
 class GroupFit:
-    """One group's compiled threshold: targets (randomized, expected), achieved, and the miss."""
+    """One group's compiled threshold: targets (randomized, expected), achieved, and the miss.
+
+    ``unfitted``: why the group has no rule of its own (then ``threshold`` is the unseen
+    rule's and there are no targets).
+    """
 
     threshold: float
     target: dict[str, float]
     achieved: dict[str, float]
+    unfitted: str | None = None
 
     @property
-    def gap(self) -> float:
+    def gap(self) -> float | None:
+        if not self.target:
+            return None
         return max(abs(self.achieved[k] - self.target[k]) for k in self.target)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "threshold": self.threshold if np.isfinite(self.threshold) else "-inf",
             "target": self.target,
             "achieved": self.achieved,
             "gap": self.gap,
         }
+        if self.unfitted is not None:
+            data["unfitted"] = self.unfitted
+        return data
 
 
 def _rows(rate: str, labels: np.ndarray) -> np.ndarray:
@@ -118,5 +133,14 @@ def deterministic_policy(
         objective=randomized.objective,
         mode="mitigated",
     )
-    policy = draft.with_unseen_rule(randomized.unseen_rule, scores=scores, groups=groups)
+    # The unseen rule is chosen over the fitted groups' rows, as the randomized one was.
+    fitted = np.isin(np.asarray(groups).astype(str), list(randomized.rules))
+    policy = draft.with_unseen_rule(
+        randomized.unseen_rule, scores=scores[fitted], groups=groups[fitted]
+    )
+    reasons = unfittable_groups(labels[~fitted], groups[~fitted]) if (~fitted).any() else {}
+    for group, reason in reasons.items():
+        fits[group] = GroupFit(
+            threshold=policy.unseen.threshold0, target={}, achieved={}, unfitted=reason
+        )
     return policy, fits

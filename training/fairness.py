@@ -3,11 +3,18 @@
 Point estimates come from fairlearn itself; bootstrap intervals resample rows with a seeded
 generator and recompute the same quantities with numpy (MetricFrame per resample would
 cost minutes on a million rows).
+
+Groups too small to judge. A group of fewer than ``MIN_GROUP_SIZE`` applicants keeps its
+row (count, rates) but is marked ``too_small`` and left out of every disparity: one person
+denied would otherwise make the demographic-parity ratio 0.00 with a 0%-0% interval. A
+grouping with fewer than two groups large enough has no ratio or difference (``None``,
+null in JSON), never a 0.00 or 1.00 standing for "not measured".
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Final
 
 import numpy as np
 from fairlearn.metrics import (
@@ -18,6 +25,16 @@ from fairlearn.metrics import (
     true_positive_rate,
 )
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+# Below 30 a 95% interval on an approval rate is wider than +-18 points: no verdict on it.
+MIN_GROUP_SIZE: Final[int] = 30
+_DISPARITIES: Final[tuple[str, ...]] = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "true_positive_rate_difference",
+    "false_positive_rate_difference",
+    "equalized_odds_difference",
+)
 
 GROUP_METRICS = {
     "count": count,
@@ -76,10 +93,27 @@ def _bootstrap_selection(
     }
 
 
+def _measure(value: float) -> float | None:
+    # fairlearn's 0/0 (every judged group's rate 0) is no ratio, and JSON has no NaN.
+    return float(value) if math.isfinite(value) else None
+
+
 def group_fairness(
-    y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, *, n_boot: int = 200, seed: int = 0
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    min_group_size: int = MIN_GROUP_SIZE,
 ) -> dict[str, Any]:
-    """Per-group table and disparity summaries for one grouping of the rows."""
+    """Per-group table and disparity summaries for one grouping of the rows.
+
+    Returns ``by_group`` (each group's count, rates and ``too_small``), ``too_small``
+    (group -> count, for groups under ``min_group_size``), the disparities over the other
+    groups (``None`` when fewer than two), and ``bootstrap_95`` intervals (``None`` for a
+    group too small, and for disparities that are ``None``).
+    """
     frame = MetricFrame(
         metrics=GROUP_METRICS, y_true=y_true, y_pred=y_pred, sensitive_features=groups
     )
@@ -87,22 +121,73 @@ def group_fairness(
         str(group): {name: float(value) for name, value in row.items()}
         for group, row in frame.by_group.to_dict(orient="index").items()
     }
-    # One frame gives every disparity; fairlearn's demographic_parity_* and
-    # equalized_odds_difference would each rebuild it (same numbers, tested).
-    difference, ratio = frame.difference(), frame.ratio()
-    return {
-        "by_group": by_group,
-        "demographic_parity_difference": float(difference["selection_rate"]),
-        "demographic_parity_ratio": float(ratio["selection_rate"]),
-        "true_positive_rate_difference": float(difference["true_positive_rate"]),
-        "false_positive_rate_difference": float(difference["false_positive_rate"]),
-        "equalized_odds_difference": float(
-            max(difference["true_positive_rate"], difference["false_positive_rate"])
-        ),
-        "bootstrap_95": _bootstrap_selection(
-            y_pred.astype(np.float64), groups, n_boot=n_boot, seed=seed
-        ),
+    too_small = {
+        g: int(row["count"]) for g, row in by_group.items() if row["count"] < min_group_size
     }
+    for group, row in by_group.items():
+        row["too_small"] = group in too_small
+    keys = np.asarray(groups).astype(str)
+    judged = ~np.isin(keys, list(too_small))
+    result: dict[str, Any] = {
+        "by_group": by_group,
+        "min_group_size": min_group_size,
+        "too_small": too_small,
+        **dict.fromkeys(_DISPARITIES),
+    }
+    if len(by_group) - len(too_small) >= 2:
+        # One frame gives every disparity; fairlearn's demographic_parity_* and
+        # equalized_odds_difference would each rebuild it (same numbers, tested).
+        if too_small:
+            frame = MetricFrame(
+                metrics=GROUP_METRICS,
+                y_true=np.asarray(y_true)[judged],
+                y_pred=np.asarray(y_pred)[judged],
+                sensitive_features=keys[judged],
+            )
+        difference, ratio = frame.difference(), frame.ratio()
+        result |= {
+            "demographic_parity_difference": _measure(difference["selection_rate"]),
+            "demographic_parity_ratio": _measure(ratio["selection_rate"]),
+            "true_positive_rate_difference": _measure(difference["true_positive_rate"]),
+            "false_positive_rate_difference": _measure(difference["false_positive_rate"]),
+            "equalized_odds_difference": _measure(
+                max(difference["true_positive_rate"], difference["false_positive_rate"])
+            ),
+        }
+    result["bootstrap_95"] = _judged_intervals(
+        np.asarray(y_pred, dtype=np.float64), keys, judged, list(by_group), n_boot=n_boot, seed=seed
+    )
+    return result
+
+
+def _judged_intervals(
+    y_pred: np.ndarray,
+    keys: np.ndarray,
+    judged: np.ndarray,
+    names: list[str],
+    *,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """``_bootstrap_selection`` over the judged rows; no interval for a group too small,
+    nor for a disparity between fewer than two groups."""
+    intervals: dict[str, Any] = {
+        "selection_rate": dict.fromkeys(names),
+        "demographic_parity_difference": None,
+        "demographic_parity_ratio": None,
+        "n_boot": n_boot,
+    }
+    if not judged.any():
+        return intervals
+    boot = _bootstrap_selection(y_pred[judged], keys[judged], n_boot=n_boot, seed=seed)
+    intervals["selection_rate"] |= {
+        group: [_measure(bound) for bound in bounds]
+        for group, bounds in boot["selection_rate"].items()
+    }
+    if len(boot["selection_rate"]) >= 2:
+        for name in ("demographic_parity_difference", "demographic_parity_ratio"):
+            intervals[name] = [_measure(bound) for bound in boot[name]]
+    return intervals
 
 
 SELECTION_METRICS = {"count": count, "selection_rate": selection_rate}

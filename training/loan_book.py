@@ -123,7 +123,10 @@ def _typed(contract: Contract, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         elif spec.type == "number":
             columns[spec.name] = series.to_numpy(dtype=np.float64)
         else:
-            columns[spec.name] = series.astype(object).to_numpy(dtype=object)
+            # An empty cell is None, as in a request that leaves the field out (pandas
+            # reads it as NaN, which would otherwise pass for a text value).
+            text = series.astype(object)
+            columns[spec.name] = text.where(series.notna(), None).to_numpy(dtype=object)
     return columns
 
 

@@ -8,20 +8,22 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from fairgate.artifacts import DEFAULT_MODEL_NAME
-from fairgate.contract import Contract, builtin_contract, load_contract
+from fairgate.contract import Contract, builtin_contract, load_contract, parse_contract
 from fairgate.contract_features import ContractFeatures, group_keys
+from fairgate.contract_missing import learn_fills
 from fairgate.contract_synth import record_synthesis
 from fairgate.policy import ThresholdPolicy, UnseenRule
 from fairgate.reasons import reference_applicant
 from fairgate.scorer import Scorer
 from training.compile_model import compile_model
 from training.compile_policy import deterministic_policy
+from training.contract_fills import with_learnt_fills
 from training.fairness import fairness_report
 from training.loan_book import BiasConfig, LoanBook, load_loan_book, synthetic_loan_book
 from training.mitigate import Constraint, Objective, compile_policy, fit_threshold_optimizer
@@ -86,15 +88,98 @@ class TrainResult:
         return self.feature_builder.contract
 
 
-def stratified_split(labels: np.ndarray, groups: np.ndarray, *, seed: int) -> Split:
-    """60/20/20 split, stratified on label x group so small groups land in every part."""
-    _, strata = np.unique(groups.astype(str), return_inverse=True)
-    strata = strata * 2 + labels
-    index = np.arange(len(labels))
-    train, rest = train_test_split(index, test_size=0.4, random_state=seed, stratify=strata)
-    validation, test = train_test_split(
-        rest, test_size=0.5, random_state=seed, stratify=strata[rest]
+# The fewest applicants a policy group needs: scikit-learn splits a stratum only with two
+# members, and the 40% that leave training must hold two for the validation/test split;
+# 40% of five is two, so five put at least one in each of train, validation and test.
+MIN_GROUP_APPLICANTS: Final[int] = 5
+_MIN_STRATUM: Final[int] = 2  # StratifiedShuffleSplit's "least populated class" floor
+THIN_GROUP: Final[str] = (
+    "group {name!r} has {count} applicants ({denied} denied): too few to split into "
+    "train/validation/test; merge it with a neighbour band in the contract, or leave its "
+    "attribute out of [groups] policy"
+)
+THIN_LABEL: Final[str] = (
+    "the book has {count} {outcome} applicants: too few to split into train/validation/test"
+)
+
+
+class ThinGroupError(ValueError):
+    """A policy group, or a whole label, too small to land in train, validation and test."""
+
+
+def _split_strata(labels: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Stratum per row for one stratified split: label x group, merged until every stratum
+    has the two members a split needs.
+
+    A label x group stratum too small joins its group's larger stratum (the group still
+    lands on both sides); a group still too small joins its label's pool of such rows; a
+    pool still too small joins the largest stratum.
+    """
+
+    def small(strata: np.ndarray) -> np.ndarray:
+        _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+        return counts[inverse] < _MIN_STRATUM
+
+    strata = codes * 2 + labels
+    approved = np.bincount(codes, weights=labels, minlength=codes.max(initial=0) + 1)
+    larger = (2 * approved >= np.bincount(codes, minlength=len(approved))).astype(np.intp)
+    rows = small(strata)
+    strata[rows] = codes[rows] * 2 + larger[codes[rows]]
+    rows = small(strata)
+    strata[rows] = -1 - labels[rows]
+    rows = small(strata)
+    if rows.any():
+        values, counts = np.unique(strata, return_counts=True)
+        strata[rows] = values[np.argmax(counts)]
+    return strata
+
+
+def _split_off(
+    index: np.ndarray, labels: np.ndarray, codes: np.ndarray, *, test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    strata = _split_strata(labels, codes)
+    held_out = int(np.ceil(test_size * len(index)))
+    # scikit-learn also wants a member of every stratum on each side: with more strata
+    # than a side has rows (many groups, few applicants), stratify on the label alone.
+    if np.unique(strata).size > min(held_out, len(index) - held_out):
+        strata = _split_strata(labels, np.zeros_like(codes))
+    kept, split_off = train_test_split(
+        index, test_size=test_size, random_state=seed, stratify=strata
     )
+    return kept, split_off
+
+
+def stratified_split(
+    labels: np.ndarray, groups: np.ndarray, *, seed: int, attribute: str | None = None
+) -> Split:
+    """60/20/20 split, stratified on label x group so small groups land in every part.
+
+    A label x group stratum too small to split is merged (``_split_strata``), so a band of
+    23 applicants with 2 denied still splits. A group of fewer than
+    ``MIN_GROUP_APPLICANTS`` is refused with ``ThinGroupError`` naming it as
+    ``attribute=group`` (the policy grouping's name, when given), with its counts.
+    """
+    labels = np.asarray(labels).astype(np.intp)
+    names, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    sizes = np.bincount(codes, minlength=len(names))
+    denied = np.bincount(codes, weights=labels == 0, minlength=len(names)).astype(int)
+    problems = [
+        THIN_GROUP.format(
+            name=f"{attribute}={names[i]}" if attribute else str(names[i]),
+            count=int(sizes[i]),
+            denied=int(denied[i]),
+        )
+        for i in np.flatnonzero(sizes < MIN_GROUP_APPLICANTS)
+    ]
+    for label, outcome in ((1, "approved"), (0, "denied")):
+        count = int((labels == label).sum())
+        if count < MIN_GROUP_APPLICANTS:
+            problems.append(THIN_LABEL.format(count=count, outcome=outcome))
+    if problems:
+        raise ThinGroupError("; ".join(problems))
+    index = np.arange(len(labels))
+    train, rest = _split_off(index, labels, codes, test_size=0.4, seed=seed)
+    validation, test = _split_off(rest, labels[rest], codes[rest], test_size=0.5, seed=seed)
     return Split(train=np.sort(train), validation=np.sort(validation), test=np.sort(test))
 
 
@@ -133,6 +218,24 @@ def resolved(config: TrainConfig, contract: Contract) -> TrainConfig:
     )
 
 
+MODEL_MISSING_NEEDS_GBM = (
+    "field {name!r} says missing = 'model' (the model takes a missing number as it is), "
+    "but the {model} model cannot: train with --model gbm, or fill it (median, "
+    "most_frequent or constant)"
+)
+
+
+def _check_missing_for_model(contract: Contract, config: TrainConfig) -> None:
+    """Only gradient boosting takes NaN; a logistic model would score it NaN and deny."""
+    if config.model == "gbm":
+        return
+    used = ContractFeatures(contract, include_sensitive=config.include_sensitive).input_fields
+    for name in used:
+        spec = contract.field(name)
+        if spec.missing == "model" and spec.numeric:
+            raise ValueError(MODEL_MISSING_NEEDS_GBM.format(name=name, model=config.model))
+
+
 def _take(columns: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
     return {name: values[rows] for name, values in columns.items()}
 
@@ -151,10 +254,19 @@ def run_training(
         book = synthetic_loan_book(config.rows, seed=config.seed, bias=config.bias)
     else:
         raise ValueError("--contract describes your own loan book: give the file with --data")
+    policy_groups = group_keys(contract, book.columns, config.attributes)
+    policy_attribute = contract.groups.separator.join(config.attributes)
+    split = stratified_split(
+        book.label, policy_groups, seed=config.seed, attribute=policy_attribute
+    )
+    # Missing values are filled with what the training rows alone say (no validation or
+    # test row leaks into a fill), and the fills travel with the model in its contract.
+    fills = learn_fills(contract, _take(book.columns, split.train))
+    contract_text = with_learnt_fills(contract_text, fills, len(split.train))
+    contract = parse_contract(contract_text)
+    _check_missing_for_model(contract, config)
     spec = ContractFeatures(contract, include_sensitive=config.include_sensitive)
     features = spec.build(book.columns)
-    policy_groups = group_keys(contract, book.columns, config.attributes)
-    split = stratified_split(book.label, policy_groups, seed=config.seed)
 
     step("fit model")
     model = build_model(config.model, monotonic=spec.monotonic_constraints, seed=config.seed)
@@ -184,6 +296,7 @@ def run_training(
         policy_groups[validation],
         constraint=config.constraint,
         objective=config.objective,
+        unseen_rule=config.unseen_rule,
     )
     validation_scores = scorer.score(features[validation])
     randomized = compile_policy(
@@ -307,6 +420,10 @@ def run_training(
 
 def _config_dict(config: TrainConfig) -> dict[str, Any]:
     data = asdict(config)
+    if config.data is not None:
+        # The bias and the row count drive the synthetic generator only: a real book has
+        # neither, and showing the defaults would claim an income bar it never had.
+        data["bias"] = data["rows"] = None
     data["data"] = str(config.data) if config.data else None
     data["reports_dir"] = str(config.reports_dir) if config.reports_dir else None
     data["contract"] = str(config.contract) if config.contract else None
@@ -320,6 +437,8 @@ def _artifact_metadata(metrics: dict[str, Any], separator: str) -> dict[str, Any
         label: {
             "overall": metrics[label]["overall"],
             "by_group": metrics[label]["groups"][attribute]["by_group"],
+            # Groups left out of the ratios and differences below, with their counts.
+            "too_small": metrics[label]["groups"][attribute]["too_small"],
             "demographic_parity_ratio": metrics[label]["groups"][attribute][
                 "demographic_parity_ratio"
             ],

@@ -1,4 +1,11 @@
-"""The audit report: JSON metrics, PNG plots and a Markdown page a non-engineer can read."""
+"""The audit report: JSON metrics, PNG plots and a Markdown page a non-engineer can read.
+
+Everything is said in the contract's own terms: its attribute names exactly as written
+(``Age_band``, never a lower-cased ``age_band``) and its policy grouping as the audit named
+it. Groups too small to judge (``training.fairness``) are named in each headline, never
+ranked in it; policy groups without a threshold of their own (``training.mitigate``) are
+listed with the reason.
+"""
 
 from __future__ import annotations
 
@@ -22,18 +29,67 @@ def _who(group: str, attribute: str) -> str:
     return f"applicants with {attribute} {group}"
 
 
+def _sentence(text: str) -> str:
+    # str.capitalize() would lower-case the rest: "Applicants with age_band" for Age_band.
+    return text[:1].upper() + text[1:]
+
+
+def _too_small(attribute: str, fairness: dict[str, Any]) -> str:
+    """E.g. ' Too small to judge (fewer than 30 applicants): Age_band 65+ (4).'"""
+    if not fairness["too_small"]:
+        return ""
+    named = ", ".join(f"{group} ({count})" for group, count in fairness["too_small"].items())
+    return (
+        f" Too small to judge (fewer than {fairness['min_group_size']} applicants): "
+        f"{attribute} {named}."
+    )
+
+
 def headline(attribute: str, fairness: dict[str, Any]) -> str:
     """One sentence, e.g. 'Applicants with gender female were approved at 31% against 58% for
-    applicants with gender male; ratio 0.53, below the four-fifths line.'"""
-    rates = {g: row["selection_rate"] for g, row in fairness["by_group"].items()}
-    low, high = min(rates, key=rates.__getitem__), max(rates, key=rates.__getitem__)
+    applicants with gender male; ratio 0.53, below the four-fifths line.', over the groups
+    large enough to judge, then the ones too small (``_too_small``)."""
+    rates = {
+        g: row["selection_rate"]
+        for g, row in fairness["by_group"].items()
+        if g not in fairness["too_small"]
+    }
     ratio = fairness["demographic_parity_ratio"]
+    small = _too_small(attribute, fairness)
+    if len(rates) < 2:
+        return (
+            f"No approval ratio by {attribute}: fewer than two groups have "
+            f"{fairness['min_group_size']} applicants or more." + small
+        )
+    if ratio is None:
+        return f"No approval ratio by {attribute}: no group large enough was approved." + small
+    low, high = min(rates, key=rates.__getitem__), max(rates, key=rates.__getitem__)
     verdict = "below" if ratio < FOUR_FIFTHS else "at or above"
     return (
-        f"{_who(low, attribute).capitalize()} were approved at {rates[low]:.0%} against "
+        f"{_sentence(_who(low, attribute))} were approved at {rates[low]:.0%} against "
         f"{rates[high]:.0%} for {_who(high, attribute)}; ratio {ratio:.2f}, {verdict} "
-        "the four-fifths line."
+        "the four-fifths line." + small
     )
+
+
+def _figure(value: float | None, spec: str = ".4f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def policy_grouping(metrics: dict[str, Any]) -> str:
+    """The policy grouping's name among the audited ones, e.g. ``gender&age_band``: the
+    policy attributes joined with the contract's separator (1 to 3 characters), whatever
+    it is."""
+    attributes = metrics["config"]["attributes"]
+    names = metrics["baseline"]["groups"]
+    if len(attributes) == 1:
+        return str(attributes[0])
+    start = len(attributes[0])
+    for name in names:
+        for width in (1, 2, 3):
+            if name[start : start + width].join(attributes) == name:
+                return str(name)
+    raise KeyError(f"no audited grouping joins the policy attributes {attributes}: {list(names)}")
 
 
 def plot_group_rates(baseline: dict, mitigated: dict, attribute: str, path: Path) -> None:
@@ -59,10 +115,16 @@ def plot_group_rates(baseline: dict, mitigated: dict, attribute: str, path: Path
 def plot_roc_with_thresholds(
     labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, policy: dict[str, Any], path: Path
 ) -> None:
-    """Per-group ROC curves with each group's fitted threshold marked on its curve."""
+    """Per-group ROC curves with each group's fitted threshold marked on its curve.
+
+    A group with one outcome only has no ROC curve (its false- or true-positive rate is
+    0/0); it is named in the legend instead of drawn."""
     figure, axis = plt.subplots(figsize=(5.5, 5))
     for group in sorted(set(groups.tolist())):
         mask = groups == group
+        if np.unique(labels[mask]).size < 2:
+            axis.plot([], [], " ", label=f"{group}: one outcome only, no curve")
+            continue
         fpr, tpr, thresholds = roc_curve(labels[mask], scores[mask])
         (line,) = axis.plot(fpr, tpr, label=str(group))
         rule = policy["rules"].get(str(group))
@@ -90,30 +152,69 @@ def _table(result: dict, attribute: str) -> list[str]:
     ]
     fairness = result["groups"][attribute]
     for group, row in fairness["by_group"].items():
-        low, high = fairness["bootstrap_95"]["selection_rate"][group]
+        interval = fairness["bootstrap_95"]["selection_rate"][group]
+        if row["too_small"]:
+            shown = "too small to judge"
+        elif interval is None or None in interval:
+            shown = "no interval"
+        else:
+            shown = f"{interval[0]:.1%}-{interval[1]:.1%}"
         rows.append(
-            f"| {group} | {row['count']:.0f} | {row['selection_rate']:.1%} "
-            f"({low:.1%}-{high:.1%}) | {row['true_positive_rate']:.1%} | "
-            f"{row['false_positive_rate']:.1%} | {row['accuracy']:.1%} |"
+            f"| {group} | {row['count']:.0f} | {row['selection_rate']:.1%} ({shown}) | "
+            f"{row['true_positive_rate']:.1%} | {row['false_positive_rate']:.1%} | "
+            f"{row['accuracy']:.1%} |"
         )
     return rows
 
 
 def _policy_row(label: str, result: dict[str, Any], attribute: str) -> str:
     g = result["groups"][attribute]
+    disparities = " | ".join(
+        _figure(g[name])
+        for name in (
+            "demographic_parity_difference",
+            "demographic_parity_ratio",
+            "true_positive_rate_difference",
+            "false_positive_rate_difference",
+            "equalized_odds_difference",
+        )
+    )
     return (
         f"| {label} | {result['overall']['accuracy']:.4f} | {result['overall']['f1']:.4f} "
-        f"| {result['overall']['selection_rate']:.4f} | "
-        f"{g['demographic_parity_difference']:.4f} | {g['demographic_parity_ratio']:.4f} | "
-        f"{g['true_positive_rate_difference']:.4f} | {g['false_positive_rate_difference']:.4f} | "
-        f"{g['equalized_odds_difference']:.4f} |"
+        f"| {result['overall']['selection_rate']:.4f} | {disparities} |"
     )
+
+
+def _fit_rows(metrics: dict[str, Any]) -> list[str]:
+    rows = []
+    for group, fit in metrics["deterministic_fit"].items():
+        threshold = fit["threshold"]
+        shown = threshold if isinstance(threshold, str) else f"{threshold:.4f}"
+        if "unfitted" in fit:
+            rows.append(f"| {group} | {shown} (unseen-group rule) | none | - | - | - |")
+        for rate, target in fit["target"].items():
+            rows.append(
+                f"| {group} | {shown} | {rate.replace('_', ' ')} | {target:.4f} | "
+                f"{fit['achieved'][rate]:.4f} | {abs(fit['achieved'][rate] - target):.4f} |"
+            )
+    return rows
+
+
+def _unfitted(metrics: dict[str, Any]) -> dict[str, str]:
+    """Policy groups without a threshold of their own, with the reason."""
+    return {
+        group: fit["unfitted"]
+        for group, fit in metrics["deterministic_fit"].items()
+        if "unfitted" in fit
+    }
 
 
 def markdown_report(metrics: dict[str, Any]) -> str:
     base, after = metrics["baseline"], metrics["mitigated"]
-    policy_attr = "&".join(metrics["config"]["attributes"])
+    policy_attr = policy_grouping(metrics)
     data = metrics["data"]
+    tradeoff = metrics["tradeoff"]
+    unfitted = _unfitted(metrics)
     lines = [
         f"# Fairness audit: {metrics['tag']}",
         "",
@@ -131,12 +232,14 @@ def markdown_report(metrics: dict[str, Any]) -> str:
         + headline(policy_attr, after["groups"][policy_attr]),
         "",
         f"Accuracy moved from {base['overall']['accuracy']:.1%} to "
-        f"{after['overall']['accuracy']:.1%} ({metrics['tradeoff']['accuracy_cost']:+.1%} points); "
-        f"the demographic parity ratio from {metrics['tradeoff']['dp_ratio_before']:.2f} to "
-        f"{metrics['tradeoff']['dp_ratio_after']:.2f}.",
+        f"{after['overall']['accuracy']:.1%} ({tradeoff['accuracy_cost']:+.1%} points); "
+        f"the demographic parity ratio from {_figure(tradeoff['dp_ratio_before'], '.2f')} to "
+        f"{_figure(tradeoff['dp_ratio_after'], '.2f')}.",
         "",
         "The four-fifths line: a group's approval rate below 80% of the most-approved group's "
-        "is the usual red flag for disparate impact.",
+        "is the usual red flag for disparate impact. Groups of fewer than "
+        f"{base['groups'][policy_attr]['min_group_size']} applicants in the test split are "
+        "too small to judge: they are shown, but left out of every ratio and difference.",
         "",
         "## Unmitigated, randomized and deterministic policies (test split)",
         "",
@@ -163,21 +266,19 @@ def markdown_report(metrics: dict[str, Any]) -> str:
         "",
         "| group | threshold | rate | randomized (target) | deterministic | gap |",
         "|---|---:|---|---:|---:|---:|",
+        *_fit_rows(metrics),
     ]
-    for group, fit in metrics["deterministic_fit"].items():
-        for rate, target in fit["target"].items():
-            threshold = fit["threshold"]
-            shown = threshold if isinstance(threshold, str) else f"{threshold:.4f}"
-            lines.append(
-                f"| {group} | {shown} | {rate.replace('_', ' ')} | {target:.4f} | "
-                f"{fit['achieved'][rate]:.4f} | {abs(fit['achieved'][rate] - target):.4f} |"
-            )
+    if unfitted:
+        lines += ["", "Groups without a threshold of their own:", ""]
+        lines += [f"- {policy_attr} {group}: {reason}." for group, reason in unfitted.items()]
     for attribute in base["groups"]:
         lines += [
             "",
             f"## By {attribute}",
             "",
-            headline(attribute, base["groups"][attribute]) + " (before)",
+            "Before: " + headline(attribute, base["groups"][attribute]),
+            "",
+            "After: " + headline(attribute, after["groups"][attribute]),
             "",
             "Before:",
             "",
@@ -199,6 +300,8 @@ def markdown_report(metrics: dict[str, Any]) -> str:
     ]
     for group, rule in metrics["policy"]["rules"].items():
         lines.append(f"| {group} | {rule['reads']} |")
+    for group in unfitted:
+        lines.append(f"| {group} | the unseen-group rule (see above) |")
     lines.append(
         f"| unseen group ({metrics['policy']['unseen_rule']}) | "
         f"{metrics['policy']['unseen']['reads']} |"
@@ -216,7 +319,7 @@ def write_reports(
     groups: np.ndarray,
 ) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    attribute = "&".join(metrics["config"]["attributes"])
+    attribute = policy_grouping(metrics)
     paths = [
         directory / "metrics.json",
         directory / "group_rates.png",

@@ -88,9 +88,9 @@ async def _through_writer(
 REPEATS = 5
 
 
-def _best_rate(stores: dict[str, Callable[[list[StoredRecord]], None]], rows: int) -> list[
-    tuple[str, float]
-]:
+def _best_rate(
+    stores: dict[str, Callable[[list[StoredRecord]], None]], rows: int
+) -> list[tuple[str, float]]:
     """Rows per second of the best of ``REPEATS`` transactions of ``rows`` pre-built rows."""
     records = sample_records(rows, seed=99)
     results = []
@@ -127,8 +127,11 @@ def _sqlalchemy_insert(url: str) -> Callable[[list[StoredRecord]], None] | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--postgres", default=os.environ.get("POSTGRES_URL"),
-                        help="a PostgreSQL URL (default: $POSTGRES_URL; none: SQLite only)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("POSTGRES_URL"),
+        help="a PostgreSQL URL (default: $POSTGRES_URL; none: SQLite only)",
+    )
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)

@@ -114,8 +114,23 @@ def _digest(fields: Sequence[Any], prev_hash: str) -> str:
     double, so a row read back from either backend gives the hash computed when written)
     and a newline; the probe flag as 1 or 0; the time and the hashes have a fixed width.
     """
-    (writer_id, seq, time_text, application_id, request, score, group, rule, draw,
-     probability, decision, reasons, model_version, policy_version, probe) = fields[:15]
+    (
+        writer_id,
+        seq,
+        time_text,
+        application_id,
+        request,
+        score,
+        group,
+        rule,
+        draw,
+        probability,
+        decision,
+        reasons,
+        model_version,
+        policy_version,
+        probe,
+    ) = fields[:15]
     text = (
         f"{ENCODING}\n{len(writer_id)}:{writer_id}{seq!r}\n{time_text}"
         f"{len(application_id)}:{application_id}{len(request)}:{request}{score!r}\n"

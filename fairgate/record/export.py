@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from fairgate.record.entry import COLUMNS, StoredRecord
 
 FORMATS = ("parquet", "csv")
+SUFFIXES: dict[str, Literal["parquet", "csv"]] = {".parquet": "parquet", ".csv": "csv"}
 CHUNK = 10_000
 SCHEMA = pa.schema([
     ("writer_id", pa.string()),
@@ -50,6 +51,15 @@ def _batches(rows: Iterable[StoredRecord]) -> Iterator[pa.RecordBatch]:
             for field, values in zip(SCHEMA, columns, strict=True)
         ]
         yield pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+def format_of(path: Path) -> Literal["parquet", "csv"] | None:
+    """The format a file's suffix names, or None (any case: ``X.CSV`` is CSV).
+
+    >>> format_of(Path("decisions.csv"))
+    'csv'
+    """
+    return SUFFIXES.get(Path(path).suffix.lower())
 
 
 def write_records(
