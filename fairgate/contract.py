@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 import tomllib
-from functools import cached_property
 from collections.abc import Mapping
+from functools import cached_property
 from importlib import resources
 from itertools import pairwise
 from pathlib import Path
