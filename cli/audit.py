@@ -131,7 +131,7 @@ def audit(
     recomputed from the decision record's live decisions (probes excluded) with the
     training audit's code."""
     from cli.record import moment_option, open_existing_record
-    from fairgate.record.store import store_errors
+    from record.store import store_errors
 
     low, high = moment_option(since, "--since"), moment_option(until, "--until")
     store = open_existing_record(record_url)

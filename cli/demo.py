@@ -12,8 +12,8 @@ import typer
 from cli.errors import fail
 from cli.probe import probe
 from cli.serve import prepare_server
-from fairgate.launch import REPO, port_problem, serve_command
 from fairgate.probe_auth import new_token
+from service.launch import REPO, port_problem, serve_command
 
 
 def demo(

@@ -10,7 +10,7 @@ import typer
 
 from cli.errors import fail
 from cli.train import train_default
-from fairgate.launch import REPO
+from service.launch import REPO
 
 DEFAULT_SLO = REPO / "loadtests" / "slo.toml"
 

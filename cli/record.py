@@ -1,6 +1,6 @@
 """``fairgate record verify|export|prune``: the decision record ``fairgate serve`` writes.
 
-Where it is comes from ``fairgate.record.url.record_url``, as for the service:
+Where it is comes from ``record.url.record_url``, as for the service:
 FAIRGATE_RECORD_URL, else ``sqlite:///$FAIRGATE_DATA_DIR/record.sqlite`` (default
 ``./fairgate-data``) from the directory the command runs in.
 """
@@ -48,9 +48,9 @@ _SHORT_SPAN: Final[re.Pattern[str]] = re.compile(r"^\s*(\d+)\s*(m|h)\s*$")
 def open_existing_record(given: str | None = None) -> Any:
     """The existing record (``given``: a URL from a flag, else the environment's), or a
     clear error and exit 2."""
-    from fairgate.record import ENV_VAR, RecordUrlError, open_record
-    from fairgate.record.store import store_errors
-    from fairgate.record.url import record_url
+    from record import ENV_VAR, RecordUrlError, open_record
+    from record.store import store_errors
+    from record.url import record_url
 
     env = dict(os.environ) if given is None else os.environ | {ENV_VAR: given}
     try:
@@ -71,7 +71,7 @@ def window_moment(text: str, now: datetime) -> datetime:
     >>> window_moment("1h", datetime(2026, 3, 1, tzinfo=UTC)).isoformat()
     '2026-02-28T23:00:00+00:00'
     """
-    from fairgate.record.retention import DurationError, parse_moment
+    from record.retention import DurationError, parse_moment
 
     short = _SHORT_SPAN.match(text)
     if short:
@@ -85,7 +85,7 @@ def window_moment(text: str, now: datetime) -> datetime:
 
 def moment_option(text: str | None, option: str) -> datetime | None:
     """``window_moment`` of a flag's value, now; a bad value is that flag's error."""
-    from fairgate.record.retention import DurationError
+    from record.retention import DurationError
 
     if text is None:
         return None
@@ -97,7 +97,7 @@ def moment_option(text: str | None, option: str) -> datetime | None:
 
 def export_format(output: Path, given: str | None) -> Literal["parquet", "csv"]:
     """The file format: ``--format`` if given, else the output's suffix; they must agree."""
-    from fairgate.record.export import FORMATS, format_of
+    from record.export import FORMATS, format_of
 
     by_suffix = format_of(output)
     if given is None:
@@ -118,7 +118,7 @@ def export_format(output: Path, given: str | None) -> Literal["parquet", "csv"]:
 def verify() -> None:
     """Check the record's hash chains: exit 0 if intact, 1 listing every edited,
     deleted or inserted row."""
-    from fairgate.record.store import store_errors
+    from record.store import store_errors
 
     store = open_existing_record()
     try:
@@ -154,7 +154,7 @@ def export(
     ] = None,
 ) -> None:
     """Write the records with SINCE <= time < UNTIL to OUTPUT (.parquet or .csv)."""
-    from fairgate.record.store import store_errors
+    from record.store import store_errors
 
     low, high = moment_option(since, "--since"), moment_option(until, "--until")
     chosen = export_format(output, format)
@@ -177,8 +177,8 @@ def prune(
     """Delete records older than --older-than. The default, 25 months, is ECOA /
     Regulation B record keeping; the EU AI Act asks for at least six months. verify
     stays clean: each chain restarts at its first kept row."""
-    from fairgate.record.retention import DurationError, parse_duration
-    from fairgate.record.store import store_errors
+    from record.retention import DurationError, parse_duration
+    from record.store import store_errors
 
     try:
         span = parse_duration(older_than)

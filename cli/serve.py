@@ -17,7 +17,7 @@ import typer
 
 from cli.errors import fail
 from cli.train import train_default
-from fairgate.launch import REPO, port_problem, serve_command, service_env
+from service.launch import REPO, port_problem, serve_command, service_env
 
 if TYPE_CHECKING:
     from service.config import Flag, ServiceConfig

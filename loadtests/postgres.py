@@ -85,7 +85,7 @@ class PostgresServer:
 
 def main(argv: list[str]) -> int:
     """``python -m loadtests.postgres COMMAND...``: run COMMAND with ``POSTGRES_URL`` pointing at a
-    throwaway server (e.g. ``python -m loadtests.postgres python -m fairgate.record.bench``)."""
+    throwaway server (e.g. ``python -m loadtests.postgres python -m record.bench``)."""
     server = PostgresServer()
     try:
         return subprocess.run(argv, env=os.environ | {"POSTGRES_URL": server.url}).returncode
@@ -96,4 +96,4 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main(sys.argv[1:] or [sys.executable, "-m", "fairgate.record.bench"]))
+    sys.exit(main(sys.argv[1:] or [sys.executable, "-m", "record.bench"]))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from fairgate.launch import SERVICE_TARGET, serve_command, service_env
+from service.launch import SERVICE_TARGET, serve_command, service_env
 
 REPO = Path(__file__).resolve().parent.parent
 

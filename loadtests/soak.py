@@ -30,10 +30,10 @@ from pathlib import Path
 import psutil
 
 from fairgate.probe_auth import new_token
-from fairgate.record import open_record
 from loadtests.answers import ENV_VAR, read_answers
 from loadtests.runner import LocustRun, run_locust
 from loadtests.server import running_server
+from record import open_record
 
 WARMUP_SECONDS = 30
 

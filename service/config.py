@@ -14,7 +14,7 @@ environment at import time.
 |---|---|---|
 | FAIRGATE_MODEL | fairgate-loan:latest | model tag; resolved once per deployment |
 | FAIRGATE_POLICY | mitigated | mitigated / randomized / unmitigated |
-| FAIRGATE_WORKERS | 1 | BentoML API workers (passed to BentoML by ``fairgate.launch``) |
+| FAIRGATE_WORKERS | 1 | BentoML API workers (passed to BentoML by ``service.launch``) |
 | FAIRGATE_MAX_BODY_BYTES | 2097152 | request body limit (413 above it) |
 | FAIRGATE_GC | tuned | tuned / default, see ``gc_tuning.py`` |
 | FAIRGATE_DRAW_KEY | (none) | secret for the randomized draw; required for ``randomized`` |
@@ -39,7 +39,7 @@ from typing import Final, cast
 from fairgate.draw import MIN_KEY_BYTES
 from fairgate.policy import POLICY_MODES, PolicyMode
 from fairgate.probe_auth import token_from_env
-from fairgate.record.url import (
+from record.url import (
     RecordUrlError,
     default_record_url,
     pinned_record_url,
@@ -236,7 +236,7 @@ def artifact_key_from(env: Mapping[str, str]) -> bytes | None:
 def record_url_from(
     env: Mapping[str, str], problems: list[str], cwd: Path = Path(".")
 ) -> str | None:
-    """The record store's URL (``fairgate.record.url.record_url``), or None when
+    """The record store's URL (``record.url.record_url``), or None when
     FAIRGATE_RECORD=off."""
     settings = env if isinstance(env, Settings) else Settings(env)
     switch = _choice(settings, "FAIRGATE_RECORD", "on", RECORD_SWITCH, problems)
@@ -253,7 +253,7 @@ def record_url_from(
 
 def absolute_record_url(url: str | None, cwd: Path) -> str | None:
     """``url`` with a relative SQLite path made absolute against ``cwd``
-    (``fairgate.record.url.pinned_record_url``); None stays None.
+    (``record.url.pinned_record_url``); None stays None.
 
     >>> absolute_record_url("sqlite:///fairgate-data/record.sqlite", Path("/srv"))
     'sqlite:////srv/fairgate-data/record.sqlite'

@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fairgate.probe_auth import token_matches
-from fairgate.record import RecordStore, RecordUnavailable
-from fairgate.record.store import store_errors
+from record import RecordStore, RecordUnavailable
+from record.store import store_errors
 from service.recording import unavailable_response
 
 PATH: Final[str] = "/decisions"

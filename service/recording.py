@@ -19,9 +19,9 @@ from typing import Any, Final
 from starlette.responses import Response
 
 from fairgate.decider import Decisions
-from fairgate.record import RecordUnavailable, RecordWriter, open_record, parse_record_url
-from fairgate.record.entry import encode, format_time
-from fairgate.record.process_writer import ProcessWriter
+from record import RecordUnavailable, RecordWriter, open_record, parse_record_url
+from record.entry import encode, format_time
+from record.process_writer import ProcessWriter
 
 UNAVAILABLE: Final[str] = "decision record unavailable"
 
@@ -56,7 +56,7 @@ class DecisionRecorder:
     def rows(
         self, applicants: Sequence[Any], result: Decisions, probe: bool, now: datetime
     ) -> list[tuple[Any, ...]]:
-        """One encoded record per applicant (``fairgate.record.entry.encode``, no ``Record``
+        """One encoded record per applicant (``record.entry.encode``, no ``Record``
         object in between: a quarter of a batch's recording time); ``request`` is the
         validated request's fields, in the contract's names (the request model forbids
         unknown fields and coerces nothing)."""

@@ -30,9 +30,9 @@ from fairgate.contract import contract_to_mapping
 from fairgate.contract_request import request_model
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
-from fairgate.record import RecordUnavailable, open_record
-from fairgate.record.store import store_errors
 from fairgate.schema import MAX_BATCH
+from record import RecordUnavailable, open_record
+from record.store import store_errors
 from service.api_models import BatchDecision, Decision, PolicyView
 from service.config import (
     DEFAULT_MAX_BODY_BYTES,
@@ -94,7 +94,7 @@ def _max_body_bytes() -> int:
 
 
 def _check_worker_count(config: ServiceConfig) -> None:
-    """FAIRGATE_WORKERS reaches BentoML only through ``fairgate.launch``; under a plain
+    """FAIRGATE_WORKERS reaches BentoML only through ``service.launch``; under a plain
     ``bentoml serve`` a set value that BentoML does not apply is an error, not ignored."""
     if "FAIRGATE_WORKERS" not in os.environ:
         return
@@ -105,7 +105,7 @@ def _check_worker_count(config: ServiceConfig) -> None:
         raise ConfigError(
             [
                 f"FAIRGATE_WORKERS={config.workers} but BentoML is configured for {applied} "
-                "worker(s): start with `fairgate serve` or `python -m fairgate.launch serve`, "
+                "worker(s): start with `fairgate serve` or `python -m service.launch serve`, "
                 'or set BENTOML_CONFIG_OVERRIDES=\'{"services": {"fairgate": {"workers": '
                 f"{config.workers}}}}}}}'"
             ]
@@ -120,7 +120,7 @@ def _json(body: Any) -> Response:
 @bentoml.service(
     name="fairgate",
     # The worker count comes from outside, never from an import-time environment read:
-    # ``fairgate.launch`` passes FAIRGATE_WORKERS to BentoML as
+    # ``service.launch`` passes FAIRGATE_WORKERS to BentoML as
     # BENTOML_CONFIG_OVERRIDES={"services": {"fairgate": {"workers": N}}}.
     workers=1,
     traffic={"timeout": 30},

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from fairgate.launch import serve_command
 from loadtests.server import free_port
+from service.launch import serve_command
 from training.pipeline import TrainConfig, TrainResult, run_training
 
 REPO = Path(__file__).resolve().parent.parent

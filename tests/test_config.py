@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from fairgate.launch import worker_overrides
 from service.config import ConfigError, ServiceConfig, service_config
+from service.launch import worker_overrides
 
 KEY = "0123456789abcdef-key"
 

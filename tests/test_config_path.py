@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from fairgate.record.url import record_url
 from loadtests.server import free_port
+from record.url import record_url
 from service.config import DEFAULT_WORKERS, Flag, service_config
 from tests.conftest import _stop, wait_http
 from tests.test_compose import SERVICES

@@ -1,8 +1,10 @@
 """Import rules: the core package imports no deployable, and nothing imports the CLI.
 
-``fairgate/`` is the core; ``training/``, ``service/``, ``monitoring/`` and ``loadtests/`` are the
-deployables; ``cli/`` composes them all. Every import statement counts, including the lazy ones
-inside functions, so the rule holds for any code path, not only for what runs at import time.
+``fairgate/`` is the core (the decision logic: it spawns no process and opens no database);
+``record/`` (the decision record) imports only the core; ``training/``, ``service/``,
+``monitoring/`` and ``loadtests/`` are the deployables; ``cli/`` composes them all. Every
+import statement counts, including the lazy ones inside functions, so the rule holds for any
+code path, not only for what runs at import time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CORE = "fairgate"
-DEPLOYABLES = ("training", "service", "monitoring", "loadtests")
+DEPLOYABLES = ("training", "record", "service", "monitoring", "loadtests")
 CLI = "cli"
 
 
@@ -55,6 +57,26 @@ def test_core_imports_no_deployable_and_no_cli(path: Path):
 )
 def test_no_deployable_imports_the_cli(path: Path):
     assert CLI not in imported_packages(path.read_text(), path.relative_to(REPO).parts[0])
+
+
+# What would make the core more than decision logic: processes and database drivers.
+NOT_IN_CORE = {"subprocess", "multiprocessing", "concurrent", "psycopg", "psycopg2", "sqlite3",
+               "sqlalchemy", "asyncpg", "pyarrow"}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", modules(CORE), ids=lambda p: str(p.relative_to(REPO)))
+def test_the_core_spawns_no_process_and_opens_no_database(path: Path):
+    source = path.read_text()
+    found = imported_packages(source, CORE) & NOT_IN_CORE
+    assert not found, f"{path.relative_to(REPO)} imports {sorted(found)}"
+    for call in ("os.fork", "os.spawn", "os.system", "os.popen", "os.exec"):
+        assert call not in source, f"{path.relative_to(REPO)} calls {call}"
+
+
+@pytest.mark.parametrize("path", modules("record"), ids=lambda p: str(p.relative_to(REPO)))
+def test_the_record_imports_only_the_core(path: Path):
+    forbidden = imported_packages(path.read_text(), "record") & {*DEPLOYABLES, CLI} - {"record"}
+    assert not forbidden, f"{path.relative_to(REPO)} imports {sorted(forbidden)}"
 
 
 def test_the_entry_point_is_the_cli_package():

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.record import FORMAT_MISMATCH, UNKNOWN_SUFFIX, window_moment
-from fairgate.launch import PORT_IN_USE
 from fairgate.policy import POLICY_MODES
 from loadtests.failures import (
     PROBE_PAIR,
@@ -29,6 +28,7 @@ from loadtests.failures import (
     read_failures,
 )
 from service.config import NOT_ONE_OF, STARTUP_LINE, service_config, startup_line
+from service.launch import PORT_IN_USE
 from tests.conftest import REPO
 from tests.test_config_path import FairgateServe, fairgate, plain_env
 from tests.test_fuzz import EXPECTED_OPERATIONS

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fairgate.record import Record, RecordUrlError, parse_duration, parse_record_url
-from fairgate.record.entry import GENESIS, StoredRecord, chain, row_hash
-from fairgate.record.retention import Duration, DurationError, parse_moment
-from fairgate.record.verify import Head, PruneMark, verify_chains
+from record import Record, RecordUrlError, parse_duration, parse_record_url
+from record.entry import GENESIS, StoredRecord, chain, row_hash
+from record.retention import Duration, DurationError, parse_moment
+from record.verify import Head, PruneMark, verify_chains
 
 T0 = datetime(2026, 1, 31, 12, 0, 0, 250000, tzinfo=UTC)
 

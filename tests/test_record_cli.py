@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from fairgate.record import Record, RecordWriter, open_record
+from record import Record, RecordWriter, open_record
 from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 NOW = datetime.now(UTC)

@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from fairgate.record import RecordUnavailable, open_record
-from fairgate.record.process_writer import ProcessWriter
+from record import RecordUnavailable, open_record
+from record.process_writer import ProcessWriter
 from tests.test_record_writer import (
     fill_disk,
     record,

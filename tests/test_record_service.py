@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from fairgate.generator import generate_applicants, to_records
-from fairgate.record import open_record
+from record import open_record
 from tests.conftest import LiveService
 from tests.postgres import PostgresServer, postgres_server, postgres_url  # noqa: F401
 from tests.suite_home import TEST_PROBE_TOKEN

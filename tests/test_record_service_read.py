@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fairgate.record import open_record
+from record import open_record
 from tests.conftest import LiveService
 from tests.suite_home import TEST_PROBE_TOKEN
 from tests.test_record_service import applications, sqlite_url
@@ -110,7 +110,7 @@ def test_the_endpoint_is_documented(reading_service):
     assert {"200", "401", "404", "503"} <= operation["responses"].keys()
     schema = spec["components"]["schemas"]["DecisionRecord"]
     # The documented fields are the stored row's, read back from a real record above.
-    from fairgate.record import StoredRecord
+    from record import StoredRecord
 
     assert set(schema["required"]) == set(StoredRecord._fields)
     assert "Reason" in spec["components"]["schemas"]

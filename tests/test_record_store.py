@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from fairgate.record import Record, RecordWriter, open_record
-from fairgate.record.store import RecordStore, RecordStoreError
+from record import Record, RecordWriter, open_record
+from record.store import RecordStore, RecordStoreError
 from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)

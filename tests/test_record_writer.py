@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fairgate.record import Record, RecordUnavailable, RecordWriter, open_record
+from record import Record, RecordUnavailable, RecordWriter, open_record
 from tests.postgres import PostgresServer
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -188,7 +188,7 @@ def test_a_cancelled_append_is_dropped_and_the_writer_goes_on(tmp_path):
 WRITER_PROCESS = """
 import sys
 from datetime import UTC, datetime
-from fairgate.record import Record, RecordWriter, open_record
+from record import Record, RecordWriter, open_record
 store = open_record(sys.argv[1])
 with RecordWriter(store) as writer:
     for n in range(40):

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import orjson
 
-from fairgate.record import RecordWriter, open_record
 from loadtests.answers import AnswerLog, read_answers
 from loadtests.soak import check_records
+from record import RecordWriter, open_record
 from tests.test_record_writer import record
 
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from fairgate.record.entry import COLUMNS, StoredRecord
+from record.entry import COLUMNS, StoredRecord
 
 FORMATS = ("parquet", "csv")
 SUFFIXES: dict[str, Literal["parquet", "csv"]] = {".parquet": "parquet", ".csv": "csv"}

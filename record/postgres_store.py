@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.types.string import TextLoader
 
-from fairgate.record.entry import StoredRecord, format_time
-from fairgate.record.store import (
+from record.entry import StoredRecord, format_time
+from record.store import (
     HEAD_TABLE,
     PRUNE_TABLE,
     QUOTED,
@@ -25,7 +25,7 @@ from fairgate.record.store import (
     RecordStoreError,
     prune_chains,
 )
-from fairgate.record.verify import Head, PruneMark, VerifyReport, verify_chains
+from record.verify import Head, PruneMark, VerifyReport, verify_chains
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (

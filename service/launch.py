@@ -5,7 +5,7 @@ Used by ``fairgate serve``/``demo``, the load tests, the benchmark and the live 
 BentoML 1.4 keeps its Prometheus multiprocess files in ``$BENTOML_HOME/prometheus_multiproc_dir``
 (``BentoMLContainer.prometheus_multiproc_dir``; no environment variable or config key moves it)
 and empties that directory whenever a server starts, so a second server on the same home
-zeroes the first one's counters. ``python -m fairgate.launch serve ...`` is ``bentoml serve``
+zeroes the first one's counters. ``python -m service.launch serve ...`` is ``bentoml serve``
 with that container value set to a directory of its own, as BentoML's own pytest plugin sets
 it; the workers inherit it as ``PROMETHEUS_MULTIPROC_DIR``.
 
@@ -78,7 +78,7 @@ SERVICE_TARGET = "service.service:DecisionService"
 def serve_command(host: str, port: int, target: str = SERVICE_TARGET) -> list[str]:
     """The one ``bentoml serve`` command line (serve, demo, loadtest, bench, live tests)."""
     return [
-        sys.executable, "-m", "fairgate.launch", "serve", target,
+        sys.executable, "-m", "service.launch", "serve", target,
         "--host", host, "--port", str(port),
     ]  # fmt: skip
 

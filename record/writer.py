@@ -3,7 +3,7 @@ transaction, and each caller's ``await writer.append(records)`` returns after th
 
 ``GroupCommit`` holds what every writer shares (the hash chain, the transaction, the failure
 handling); ``RecordWriter`` below commits from a thread of its own (PostgreSQL), and
-``fairgate.record.process_writer`` from a process of its own (SQLite).
+``record.process_writer`` from a process of its own (SQLite).
 
 While a transaction commits, new records queue; the next transaction takes all of them (up to
 ``max_batch``), so under load one commit (and one fsync) serves many requests. When the store
@@ -28,8 +28,8 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
-from fairgate.record.entry import GENESIS, Record, link, prepare
-from fairgate.record.store import RecordStore
+from record.entry import GENESIS, Record, link, prepare
+from record.store import RecordStore
 
 log = logging.getLogger("fairgate.record")
 # One caller's prepared records (``entry.prepare``) and the future its append waits on

@@ -1,6 +1,6 @@
 """Records per second into each store, through the group-commit writer (not a timed test).
 
-    python -m fairgate.record.bench [--postgres URL] [--seconds 3] [--concurrency 32]
+    python -m record.bench [--postgres URL] [--seconds 3] [--concurrency 32]
 
 For each backend and batch size (1: ``/decide``; 1000: a full ``/decide_batch``),
 ``--concurrency`` asyncio tasks await ``writer.append`` in a loop, as concurrent requests of
@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fairgate.contract import builtin_contract
-from fairgate.record.entry import Record, StoredRecord, chain
-from fairgate.record.process_writer import ProcessWriter
-from fairgate.record.store import RecordStore, open_record
-from fairgate.record.writer import RecordWriter
+from record.entry import Record, StoredRecord, chain
+from record.process_writer import ProcessWriter
+from record.store import RecordStore, open_record
+from record.writer import RecordWriter
 
 RAW_ROWS = 10_000
 INSERT_METHOD = {"sqlite": "executemany", "postgresql": "COPY"}
@@ -112,8 +112,8 @@ def _sqlalchemy_insert(url: str) -> Callable[[list[StoredRecord]], None] | None:
         import sqlalchemy as sa
     except ImportError:
         return None
-    from fairgate.record.entry import COLUMNS
-    from fairgate.record.store import TABLE
+    from record.entry import COLUMNS
+    from record.store import TABLE
 
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     table = sa.Table(TABLE, sa.MetaData(), autoload_with=engine)

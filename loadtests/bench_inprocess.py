@@ -1,4 +1,4 @@
-"""In-process decision cost, side by side in one run: ``python -m service.bench_inprocess``.
+"""In-process decision cost, side by side in one run: ``python -m loadtests.bench_inprocess``.
 
 Compares the served path (feature build + compiled score + compiled policy on validated
 requests) with the naive path (pandas one-row DataFrame -> sklearn pipeline ->

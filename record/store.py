@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from fairgate.record.entry import COLUMNS, StoredRecord, format_time
-from fairgate.record.retention import DEFAULT_RETENTION, Duration, parse_duration
-from fairgate.record.url import RecordUrl, parse_record_url
-from fairgate.record.verify import Head, VerifyReport
+from record.entry import COLUMNS, StoredRecord, format_time
+from record.retention import DEFAULT_RETENTION, Duration, parse_duration
+from record.url import RecordUrl, parse_record_url
+from record.verify import Head, VerifyReport
 
 TABLE = "decision_record"
 HEAD_TABLE = "decision_record_head"  # each writer's last committed (seq, hash)
@@ -173,7 +173,7 @@ class RecordStore(ABC):
 
     @abstractmethod
     def verify(self) -> VerifyReport:
-        """Check every chain in one consistent snapshot (see ``fairgate.record.verify``)."""
+        """Check every chain in one consistent snapshot (see ``record.verify``)."""
 
     def export(
         self,
@@ -184,7 +184,7 @@ class RecordStore(ABC):
         format: Literal["parquet", "csv"] = "parquet",
     ) -> int:
         """Write records with ``since <= time < until`` to ``path``; returns how many."""
-        from fairgate.record.export import write_records
+        from record.export import write_records
 
         return write_records(self.rows_between(since, until), path, format)
 
@@ -198,11 +198,11 @@ def open_record(url: str | RecordUrl, **options: Any) -> RecordStore:
     """
     parsed = parse_record_url(url) if isinstance(url, str) else url
     if parsed.backend == "sqlite":
-        from fairgate.record.sqlite_store import SqliteStore
+        from record.sqlite_store import SqliteStore
 
         assert parsed.path is not None
         return SqliteStore(parsed.path, **options)
-    from fairgate.record.postgres_store import PostgresStore
+    from record.postgres_store import PostgresStore
 
     assert parsed.dsn is not None
     return PostgresStore(parsed.dsn, **options)

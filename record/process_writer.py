@@ -1,7 +1,7 @@
 """Group commit in a process of its own: the worker's event loop never waits on SQLite.
 
 A service worker (``ProcessWriter``) sends each call's encoded records down a pipe to a child
-process (``python -m fairgate.record.process_writer``) and awaits its acknowledgement. The
+process (``python -m record.process_writer``) and awaits its acknowledgement. The
 child links the hash chain, inserts and commits: the ~27 us of SQLite work per row and the
 fsync run on another core, under another GIL, and a slow commit or a WAL checkpoint no longer
 stops the worker from serving (measured in docs/benchmarks.md). A thread would not do: the
@@ -49,9 +49,9 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-from fairgate.record.entry import Record, prepare
-from fairgate.record.store import RecordStore, open_record
-from fairgate.record.writer import GroupCommit, RecordUnavailable, new_writer_id
+from record.entry import Record, prepare
+from record.store import RecordStore, open_record
+from record.writer import GroupCommit, RecordUnavailable, new_writer_id
 
 log = logging.getLogger("fairgate.record")
 _HEADER = struct.Struct(">I")
@@ -234,7 +234,7 @@ class ProcessWriter:
 
     def command(self) -> list[str]:
         """The child's command line."""
-        return [sys.executable, "-m", "fairgate.record.process_writer", self.url, self.writer_id,
+        return [sys.executable, "-m", "record.process_writer", self.url, self.writer_id,
                 str(self.busy_timeout), str(self.retry_after), str(self.window)]  # fmt: skip
 
     def _spawn(self) -> None:

@@ -7,12 +7,12 @@
 True
 """
 
-from fairgate.record.entry import Record, StoredRecord
-from fairgate.record.retention import DEFAULT_RETENTION, Duration, DurationError, parse_duration
-from fairgate.record.store import RecordStore, RecordStoreError, open_record
-from fairgate.record.url import ENV_VAR, RecordUrl, RecordUrlError, parse_record_url
-from fairgate.record.verify import Problem, VerifyReport
-from fairgate.record.writer import RecordUnavailable, RecordWriter, utc_now
+from record.entry import Record, StoredRecord
+from record.retention import DEFAULT_RETENTION, Duration, DurationError, parse_duration
+from record.store import RecordStore, RecordStoreError, open_record
+from record.url import ENV_VAR, RecordUrl, RecordUrlError, parse_record_url
+from record.verify import Problem, VerifyReport
+from record.writer import RecordUnavailable, RecordWriter, utc_now
 
 __all__ = [
     "DEFAULT_RETENTION",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Literal, NamedTuple
 
-from fairgate.record.entry import GENESIS, StoredRecord, row_hash
+from record.entry import GENESIS, StoredRecord, row_hash
 
 Kind = Literal["edited", "deleted", "inserted"]
 

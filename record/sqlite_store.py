@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from fairgate.record.entry import StoredRecord
-from fairgate.record.store import (
+from record.entry import StoredRecord
+from record.store import (
     HEAD_TABLE,
     PRUNE_TABLE,
     QUOTED,
@@ -24,7 +24,7 @@ from fairgate.record.store import (
     RecordStoreError,
     prune_chains,
 )
-from fairgate.record.verify import Head, PruneMark, VerifyReport, verify_chains
+from record.verify import Head, PruneMark, VerifyReport, verify_chains
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
