@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from typing import Annotated
 
 import typer
@@ -13,7 +11,7 @@ from cli.errors import fail
 from cli.probe import probe
 from cli.serve import prepare_server
 from fairgate.probe_auth import new_token
-from service.launch import REPO, port_problem, serve_command
+from service.launch import port_problem
 
 
 def demo(
@@ -25,7 +23,7 @@ def demo(
 
     The service is configured as ``fairgate serve`` configures it (FAIRGATE_* variables).
     """
-    import httpx
+    from service.server_process import ServerNotReady, ServiceProcess  # httpx: not at --help
 
     # Both ports before anything starts or trains: on a busy one the demo would wait for,
     # and then probe, someone else's server.
@@ -40,19 +38,13 @@ def demo(
     # The record goes to FAIRGATE_DATA_DIR (default ./fairgate-data, git-ignored) where the
     # demo is started, not inside the repository the server runs in.
     _, env = prepare_server("127.0.0.1", port, [], train_if_missing=True)
-    server = subprocess.Popen(serve_command("127.0.0.1", port), env=env, cwd=REPO)
-    url = f"http://127.0.0.1:{port}"
+    server = ServiceProcess(port, env)  # its log on this terminal
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise typer.Exit(1)
-            time.sleep(0.5)
+        try:
+            server.wait_ready(120)
+        except ServerNotReady as error:
+            fail(f"the service did not start: {error}", code=1)
+        url = server.url
         typer.echo(f"service ready on {url} (try {url}/docs.json, {url}/policy)")
         probe(target=url, once=True)
         if not once:
@@ -63,5 +55,4 @@ def demo(
     except KeyboardInterrupt:
         pass
     finally:
-        server.terminate()
-        server.wait(30)
+        server.stop()

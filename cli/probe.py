@@ -68,9 +68,10 @@ def probe(
     """
     import tomllib
 
+    from fairgate.config_error import ConfigError
     from monitoring.audit import markdown, print_audit, to_json
     from monitoring.client import DecisionClient
-    from monitoring.config import ConfigError, config_from_mapping, env_mapping
+    from monitoring.config import config_from_mapping, env_mapping
     from monitoring.cycle_log import LOG_LEVELS, configure_logging
     from monitoring.runner import probe_once, serve_forever
 

@@ -9,7 +9,6 @@ of its own, so ``FAIRGATE_POLICY=unmitigated fairgate serve`` serves ``unmitigat
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -48,7 +47,8 @@ def prepare_server(
     user stands (``fairgate record verify`` in the same directory finds it).
     """
     from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
-    from service.config import ConfigError, exported_settings, service_config
+    from fairgate.config_error import ConfigError
+    from service.config import exported_settings, service_config
 
     try:
         config = service_config(os.environ, flags=flags, cwd=Path.cwd())
@@ -107,4 +107,9 @@ def serve(
     """
     flags = given_flags(workers, model_tag, policy)
     _, env = prepare_server(host, port, flags, train_if_missing=train_if_missing)
-    raise typer.Exit(subprocess.call(serve_command(host, port), env=env, cwd=REPO))
+    command = serve_command(host, port)
+    # Replace this process with the server rather than wait on a child: a signal sent to
+    # `fairgate serve` (Ctrl-C, `kill`, a supervisor's SIGTERM) then reaches BentoML itself,
+    # which shuts its workers down; a waiting parent would die and leave them serving.
+    os.chdir(REPO)
+    os.execvpe(command[0], command, env)

@@ -84,8 +84,9 @@ def train(
     With FAIRGATE_ARTIFACT_KEY set, the stored model is signed (HMAC-SHA256 of its checksums);
     a service started with the same key refuses unsigned or mis-signed models.
     """
+    from fairgate.config_error import ConfigError
     from fairgate.contract import ContractError
-    from service.config import ConfigError, artifact_key_from
+    from service.config import artifact_key_from
     from training.book_check import BookCheckError
     from training.loan_book import BiasConfig
     from training.pipeline import TrainConfig, run_training

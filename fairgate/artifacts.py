@@ -35,6 +35,8 @@ from fairgate.policy import POLICY_MODES, ThresholdPolicy
 from fairgate.scorer import Scorer, load_scorer
 
 DEFAULT_MODEL_NAME: Final[str] = "fairgate-loan"
+# The tag served, probed and load-tested when none is given: the newest default model.
+DEFAULT_MODEL: Final[str] = f"{DEFAULT_MODEL_NAME}:latest"
 SCORER_FILE: Final[str] = "scorer.npz"
 POLICY_FILE: Final[str] = "policy.json"
 RANDOMIZED_POLICY_FILE: Final[str] = "policy_randomized.json"
@@ -106,7 +108,7 @@ def sign_checksums(checksums: dict[str, str], key: bytes) -> str:
 
 
 def resolve_tag(tag: str) -> str:
-    """The concrete ``name:version`` a tag such as ``fairgate-loan:latest`` means right now."""
+    """The concrete ``name:version`` a tag such as ``DEFAULT_MODEL`` means right now."""
     try:
         return str(bentoml.models.get(tag).tag)
     except NotFound as error:
@@ -115,7 +117,7 @@ def resolve_tag(tag: str) -> str:
 
 
 def load_serving_bundle(
-    tag: str = f"{DEFAULT_MODEL_NAME}:latest",
+    tag: str = DEFAULT_MODEL,
     policy_mode: str = "mitigated",
     *,
     artifact_key: bytes | None = None,

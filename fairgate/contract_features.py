@@ -1,10 +1,12 @@
 """The feature builder and group keys derived from a contract.
 
-``ContractFeatures(contract).build(columns)`` is the contract's counterpart of
-``fairgate.features.FeatureSpec.build``: the same float64 matrix, column for column and bit
-for bit on the built-in synthetic contract (tested). The per-feature work is resolved once
-in the constructor into a list of small column functions, so building costs what the
-hand-written builder costs.
+``ContractFeatures(contract).build(columns)`` is the one feature builder: training and the
+service build the model's float64 matrix through it, and the prober groups its twins with the
+same group keys, so what is served is what was trained. On the built-in synthetic contract it
+matches, column for column and bit for bit, an independent hand-written builder kept as a
+test oracle (``tests/synthetic_oracle.py``).
+The per-feature work is resolved once in the constructor into a list of small column
+functions, so a request pays only for the arithmetic.
 """
 
 from __future__ import annotations
@@ -190,7 +192,7 @@ class RequestColumns:
 
     Numeric fields become float64 columns, the others object columns; the same mapping the
     feature builder, the group keys and the draw read. One 2-D object table sliced into
-    columns: a getattr per field per request cost ~6x more on the batch path.
+    columns, because a getattr per field per request dominates the batch path otherwise.
     """
 
     def __init__(self, contract: Contract) -> None:

@@ -37,8 +37,8 @@ QUANTILE_LEVELS: Final[int] = 201  # every 0.5 percentile, min and max included
 BOUNDARY_SHARE: Final[float] = 0.2
 MIN_BOUNDARY_ROWS: Final[int] = 50
 # Rank correlations from at most this many rows (every k-th): the estimate's error at 200,000
-# rows (~0.002) is far below what the copula reproduces, and ranking 1M rows per field was
-# half of record_marginals' time in training.
+# rows (~0.002) is far below what the copula reproduces, and ranking every row of a large book
+# per field would dominate record_marginals' time in training.
 CORRELATION_ROWS: Final[int] = 200_000
 
 
@@ -102,7 +102,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     """Average ranks (1-based; ties share their mean rank, Spearman's definition), so the
     row order never matters. An empty cell takes the mean rank: it neither adds to nor
     takes from any correlation. numpy, not scipy.stats.rankdata: importing scipy.stats
-    costs every Locust process 1-2 s before its first request."""
+    would delay every Locust process's first request noticeably."""
     present = ~np.isnan(values)
     _, inverse, counts = np.unique(values[present], return_inverse=True, return_counts=True)
     mean_rank = np.cumsum(counts) - (counts - 1) / 2.0
@@ -225,7 +225,7 @@ def _quantile_function(quantiles: list[float], uniforms: np.ndarray) -> np.ndarr
     """Linear interpolation between recorded quantiles at evenly spaced levels.
 
     The levels are ``i / (L - 1)``, so a uniform's segment is computed, not searched:
-    ``np.interp`` binary-searches every value and was most of the synthesis time.
+    ``np.interp`` would binary-search every value, the bulk of the synthesis time.
     """
     points = np.asarray(quantiles, dtype=np.float64)
     steps = len(points) - 1
@@ -266,7 +266,8 @@ def synthesize(
     names = list(marginals.quantiles)
     factor = _latent_factor(marginals.rank_correlation)
     # One BLAS thread: the product is small, and with other processes on the cores OpenBLAS'
-    # threads made it ten times slower (the prober runs beside the service's workers).
+    # threads wait for each other far longer than they compute (the prober runs beside the
+    # service's workers).
     with _blas().limit(limits=1, user_api="blas"):
         latent = rng.standard_normal((n, len(names))) @ factor.T
     uniforms = ndtr(latent)

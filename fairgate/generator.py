@@ -1,9 +1,11 @@
-"""Seeded synthetic applicants: the embedded default loan book and the prober's population.
+"""Seeded synthetic applicants of the built-in synthetic contract: the rows of the default
+loan book (``training/loan_book.py`` adds the label and its biases) and the tests' traffic.
 
 Mimesis supplies the seeded categorical draws (who the applicant is: gender, employment
-type, the application id); numpy draws the correlated numeric fields in vectorised form,
-because a per-row provider loop tops out near 100k records/s and the training benchmark
-generates a million rows. Both generators are seeded from the one ``seed``.
+type); numpy draws the correlated numeric fields in vectorised form, because a per-row
+provider loop is too slow for the million-row books training is benchmarked on. Both are
+seeded from the one ``seed``. (The prober does not use this: it synthesizes applicants of any
+contract from the served model's recorded marginals, ``fairgate.contract_synth``.)
 """
 
 from __future__ import annotations

@@ -274,7 +274,8 @@ class ThresholdPolicy:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``decide`` for one application with Python floats: the same IEEE double
         operations in the same order as ``approval_probability`` (so the same bits), without
-        the ~20 numpy calls on one-element arrays that cost a single decision ~8 us."""
+        the numpy calls on one-element arrays whose per-call overhead a single decision would
+        otherwise pay."""
         index = self._groups.get(group, len(self._groups))
         p0, sign0, t0, p1, sign1, t1, p_ignore, constant = self._row_floats[index]
         mixed = p0 * (sign0 * score > t0) + p1 * (sign1 * score > t1)

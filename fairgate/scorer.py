@@ -3,7 +3,7 @@ compiling from scikit-learn happens at training, in ``training/compile_model.py`
 
 The service scores with these, not with scikit-learn: no pickle is loaded at serving time
 (arrays are stored in ``.npz`` read with ``allow_pickle=False``) and a single application
-costs microseconds instead of the ~0.3-1.6 ms of a scikit-learn ``predict_proba`` call.
+costs a small fraction of a scikit-learn ``predict_proba`` call (docs/benchmarks.md).
 Scores equal ``predict_proba(X)[:, 1]`` within 1e-12 (tested on held-out data; the tree
 scorer is bit-exact, missing values included, the logistic one differs in the last ulp
 because it reduces row by row), and a row's score never depends on the other rows of its

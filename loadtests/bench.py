@@ -19,12 +19,13 @@ from fairgate.probe_auth import new_token
 from loadtests.bench_inprocess import markdown as inprocess_markdown
 from loadtests.bench_inprocess import measure
 from loadtests.runner import LocustRun, run_locust
-from loadtests.server import REPO, running_server
+from loadtests.server import running_server
 from loadtests.server_latency import bucket_counts, quantile
 from loadtests.slo import RunStats
 from monitoring.client import DecisionClient
 from monitoring.prober import ProbeSettings, run_cycle
 from monitoring.target import fetch_target
+from service.launch import REPO
 from training.pipeline import TrainConfig, TrainResult, run_training
 
 BENCHFILE = REPO / "loadtests" / "benchfile.py"

@@ -1,14 +1,16 @@
 """Instructions per request, counted by valgrind's callgrind: /decide against the validating floor.
 
-``python -m loadtests.instructions [--model fairgate-loan:latest] [--requests 500]``
-(needs valgrind: ``apt-get install valgrind``). Any model of the default book will do, the
-same one before and after a change (``fairgate bench`` deletes the model it trains).
+``python -m loadtests.instructions [--model TAG] [--requests 500]`` (needs valgrind:
+``apt-get install valgrind``; the model defaults to ``fairgate.artifacts.DEFAULT_MODEL``).
+Any model of the default book will do, the same one before and after a change (``fairgate
+bench`` deletes the model it trains).
 
-Requests per second on this shared 2-core machine move by 10-20% from one run to the next,
-more than most changes to /decide's path (docs/benchmarks.md). An instruction count does not:
-the same code, model and requests count the same to within about 0.5%. A change is measured
-here first, then confirmed with ``fairgate bench``. Instructions are not time: a cache miss
-costs none, and under load the decision runs 2-3 times slower per instruction than in a loop.
+Requests per second on a shared machine move from one run to the next by more than most
+changes to /decide's path; an instruction count does not: the same code, model and requests
+count the same to within a fraction of a percent (docs/benchmarks.md has the figures). A
+change is measured here first, then confirmed with ``fairgate bench``. Instructions are not
+time: a cache miss costs none, and under load the decision runs slower per instruction than
+in a loop.
 
 Each endpoint's real ASGI app (BentoML's middlewares, validation and metrics, fairgate's
 guards and handler) runs in this process, driven without sockets, so uvicorn and the client
@@ -137,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model",
-        default="fairgate-loan:latest",
-        help="a model trained on the default book (fairgate train makes one)",
+        help="a model trained on the default book (fairgate train makes one); "
+        "default: the default model's newest version",
     )
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--child", choices=sorted(ENDPOINTS), help=argparse.SUPPRESS)
@@ -147,7 +149,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.child:
         with tempfile.TemporaryDirectory(prefix="fairgate-metrics-") as metrics:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics  # BentoML's and ours, gone after
-            answers = child(args.child, args.model, args.requests, count=not args.no_count)
+            # Imported here, not at the top: bentoml's metrics read the directory on import.
+            from fairgate.artifacts import DEFAULT_MODEL
+
+            model = args.model or DEFAULT_MODEL
+            answers = child(args.child, model, args.requests, count=not args.no_count)
         statuses = [status for status, _ in answers]
         print(json.dumps({"statuses": statuses, "last": json.loads(answers[-1][1])}))
         if set(statuses) != {200}:
@@ -157,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("loadtests.instructions needs valgrind (apt-get install valgrind)")
     import bentoml
 
-    model = str(bentoml.models.get(args.model).tag)  # one concrete model for both runs
+    from fairgate.artifacts import DEFAULT_MODEL
+
+    model = str(bentoml.models.get(args.model or DEFAULT_MODEL).tag)  # one for both runs
     counts = {endpoint: count_instructions(endpoint, model, args.requests)
               for endpoint in ENDPOINTS}  # fmt: skip
     print(f"model {model}, {args.requests} requests each after {WARM_UP} of warm-up")

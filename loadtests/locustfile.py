@@ -40,7 +40,7 @@ log_answers(events)
 @events.test_start.add_listener
 def _build_pool(environment, **_kwargs) -> None:  # noqa: ANN001, ANN003 - Locust hook
     """Read the target's contract and synthesize the pool before any user starts, so the
-    run's clock measures requests, not set-up (a 3 s run used to end before the first one)."""
+    run's clock measures requests, not set-up (a short run could end before the first one)."""
     if environment.host:
         pool_for(environment.host)
 

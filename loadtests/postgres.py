@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from loadtests.server import free_port
+from service.server_process import free_port
 
 INSTALL_HINT = "install Debian's postgresql (apt-get install -y postgresql; scripts/test.sh does)"
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.server import REPO
 from loadtests.slo import RunStats, read_stats
+from service.launch import REPO
 
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 

@@ -11,13 +11,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
 
+from fairgate.config_error import ConfigError
 from fairgate.probe_auth import token_from_env
 
 ENV_PREFIX: Final[str] = "FAIRGATE_PROBE_"
-
-
-class ConfigError(ValueError):
-    """One or more configuration entries are invalid; the message lists them all."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def config_from_mapping(raw: Mapping[str, Any]) -> ProberConfig:
     except ValueError as error:
         errors.append(f"token: {error}")
     if errors:
-        raise ConfigError("invalid prober configuration:\n  " + "\n  ".join(errors))
+        raise ConfigError(errors, "prober configuration")
     return ProberConfig(**values)
 
 

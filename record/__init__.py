@@ -7,6 +7,7 @@
 True
 """
 
+from record.appender import Appender
 from record.entry import Record, StoredRecord
 from record.retention import DEFAULT_RETENTION, Duration, DurationError, parse_duration
 from record.store import RecordStore, RecordStoreError, open_record
@@ -17,6 +18,7 @@ from record.writer import RecordUnavailable, RecordWriter, utc_now
 __all__ = [
     "DEFAULT_RETENTION",
     "ENV_VAR",
+    "Appender",
     "Duration",
     "DurationError",
     "Problem",

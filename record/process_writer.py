@@ -2,9 +2,9 @@
 
 A service worker (``ProcessWriter``) sends each call's encoded records down a pipe to a child
 process (``python -m record.process_writer``) and awaits its acknowledgement. The
-child links the hash chain, inserts and commits: the ~27 us of SQLite work per row and the
-fsync run on another core, under another GIL, and a slow commit or a WAL checkpoint no longer
-stops the worker from serving (measured in docs/benchmarks.md). A thread would not do: the
+child links the hash chain, inserts and commits: the SQLite work per row and the fsync run
+on another core, under another GIL, and a slow commit or a WAL checkpoint does not stop the
+worker from serving (measured in docs/benchmarks.md). A thread would not do: the
 ``sqlite3`` module releases the GIL around every statement, and each re-acquisition waits up
 to the interpreter's switch interval behind a busy event loop.
 
@@ -58,9 +58,9 @@ _HEADER = struct.Struct(">I")
 # A batch of 1,000 records is ~0.5 MB pickled: a pipe that holds it spares partial writes.
 _PIPE_BYTES: Final[int] = 1 << 20
 _F_SETPIPE_SZ: Final[int] = 1031  # Linux's fcntl.F_SETPIPE_SZ, spelled out for other systems
-# A commit waits this long after its first call for others to join it: at ~1,000 requests/s
-# a commit per two requests, not one (each commit writes its pages again to the WAL, and
-# the WAL's size sets how often a checkpoint stalls the writer), for at most 2 ms more.
+# A commit waits this long after its first call for others to join it: under load one
+# commit serves several requests, not one (each commit writes its pages again to the WAL,
+# and the WAL's size sets how often a checkpoint stalls the writer), for at most 2 ms more.
 DEFAULT_WINDOW: Final[float] = 0.002
 # A call waits this long for its commit (a commit takes milliseconds), then answers 503.
 DEFAULT_DEADLINE: Final[float] = 5.0

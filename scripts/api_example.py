@@ -15,11 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# Run as ``python scripts/NAME.py``: this checkout's packages first, not an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fairgate.schema import Applicant  # noqa: E402
-from loadtests.server import running_server  # noqa: E402
+from fairgate.schema import Applicant
+from loadtests.server import running_server
+from service.launch import REPO
 
 PATH = REPO / "docs" / "examples" / "api.md"
 SHOWN = "http://127.0.0.1:3000"  # the address the README uses (fairgate serve's default)

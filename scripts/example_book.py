@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# Run as ``python scripts/NAME.py``: this checkout's packages first, not an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.loan_book import BiasConfig, synthetic_loan_book  # noqa: E402
+from service.launch import REPO
+from training.loan_book import BiasConfig, synthetic_loan_book
 
 PATH = REPO / "examples" / "loan_book.csv"
 ROWS, SEED = 1000, 2024

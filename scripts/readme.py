@@ -21,7 +21,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+# Run as ``python scripts/NAME.py``: this checkout's packages first, not an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from service.launch import REPO
+
 README = REPO / "README.md"
 
 

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+# Run as ``python scripts/NAME.py``: this checkout's packages first, not an installed copy.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadtests.server import running_server  # noqa: E402
-from monitoring.figures import dollars, rate, ratio  # noqa: E402
+from loadtests.server import running_server
+from monitoring.figures import dollars, rate, ratio
+from service.launch import REPO
 
 PATH: Final[Path] = REPO / "docs" / "tradeoff.md"
 ALERTS: Final[Path] = REPO / "monitoring" / "prometheus" / "rules" / "alerts.yml"

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, cast
 
+from fairgate.artifacts import DEFAULT_MODEL
+from fairgate.config_error import ConfigError
 from fairgate.draw import MIN_KEY_BYTES
 from fairgate.policy import POLICY_MODES, PolicyMode
 from fairgate.probe_auth import token_from_env
@@ -48,7 +50,6 @@ from record.url import (
 )
 from service.gc_tuning import GC_MODES
 
-DEFAULT_MODEL: Final[str] = "fairgate-loan:latest"
 DEFAULT_POLICY: Final[PolicyMode] = "mitigated"
 DEFAULT_WORKERS: Final[int] = 1
 RECORD_SWITCH: Final[tuple[str, ...]] = ("on", "off")
@@ -80,14 +81,6 @@ STARTUP_LINE: Final[str] = (
 RECORD_OFF_WITH_URL: Final[str] = (
     "FAIRGATE_RECORD=off but FAIRGATE_RECORD_URL is set: unset one of them"
 )
-
-
-class ConfigError(ValueError):
-    """Every bad entry of one configuration, each on its own line."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from fairgate.probe_auth import token_matches
 from record import RecordStore, RecordUnavailable
 from record.store import store_errors
+from service.error_response import error_response
 from service.recording import unavailable_response
 
 PATH: Final[str] = "/decisions"
@@ -39,12 +40,6 @@ class RecordReader:
     token: str | None
 
 
-def _error(status: int, loc: str, error: str, message: str, **headers: str) -> Response:
-    body = {"error": error, "detail": [{"loc": [loc], "msg": message,
-                                        "type": error.replace(" ", "_")}]}  # fmt: skip
-    return Response(json.dumps(body), status, headers=headers, media_type="application/json")
-
-
 def _bearer(request: Request) -> str | None:
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
@@ -57,16 +52,16 @@ def decisions_app(reader: Callable[[], RecordReader | None]) -> Starlette:
         found = reader()
         if found is None or found.token is None:
             off = "GET /decisions is off: FAIRGATE_RECORD_READ_TOKEN is not set"
-            return _error(404, "path", "not found", off)
+            return error_response(404, "path", "not found", off)
         if not token_matches(_bearer(request), found.token):
-            return _error(
+            return error_response(
                 401, "authorization", "unauthorized",
                 "send Authorization: Bearer <the service's FAIRGATE_RECORD_READ_TOKEN>",
-                **{"WWW-Authenticate": 'Bearer realm="fairgate-record"'},
+                headers={"WWW-Authenticate": 'Bearer realm="fairgate-record"'},
             )  # fmt: skip
         if found.store is None:
             off = "this service keeps no decision record (FAIRGATE_RECORD=off)"
-            return _error(404, "path", "not found", off)
+            return error_response(404, "path", "not found", off)
         application_id = request.path_params["application_id"]
         try:
             rows = await asyncio.to_thread(found.store.decisions_for, application_id, MAX_RECORDS)
@@ -75,17 +70,19 @@ def decisions_app(reader: Callable[[], RecordReader | None]) -> Starlette:
             return unavailable_response(RecordUnavailable(cause, 1.0))
         if not rows:
             none = f"no recorded decision for application_id {application_id!r}"
-            return _error(404, "application_id", "not found", none)
+            return error_response(404, "application_id", "not found", none)
         body: list[dict[str, Any]] = [row.as_dict() for row in rows]
         return Response(json.dumps(body), media_type="application/json")
 
     async def unmatched(request: Request, _: Exception) -> Response:
         # An id Starlette's path pattern refuses (a newline in it): the same JSON 404.
-        return _error(404, "application_id", "not found", "no such application id")
+        return error_response(404, "application_id", "not found", "no such application id")
 
     async def refused(request: Request, _: Exception) -> Response:
         only = "only GET /decisions/{application_id}"
-        return _error(405, "method", "method not allowed", only, Allow="GET, HEAD")
+        return error_response(
+            405, "method", "method not allowed", only, headers={"Allow": "GET, HEAD"}
+        )
 
     return Starlette(
         routes=[Route("/{application_id:path}", decisions, methods=["GET"])],

@@ -1,6 +1,6 @@
 """Garbage-collector settings for the serving process.
 
-At saturation, full (generation 2) collections of 100-300 ms dominated p99: each one
+At saturation, full (generation 2) collections dominate p99 (docs/benchmarks.md): each one
 walks every object the process holds, most of them the model, the policy and BentoML
 itself, none of which ever becomes garbage. ``gc.freeze()`` moves everything alive after
 start-up into a permanent generation that collections skip, and a higher generation-0

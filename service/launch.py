@@ -31,7 +31,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-REPO = Path(__file__).resolve().parent.parent
+# The tree the packages are imported from (the checkout, or site-packages when installed):
+# ``bentoml serve`` runs there so that ``service.service`` imports. The one definition: the
+# CLI, the load tests, the scripts and the tests import it.
+REPO: Final[Path] = Path(__file__).resolve().parent.parent
 # One line that fits 80 columns after "error: ".
 PORT_IN_USE: Final[str] = "port {port} on {host} is in use; choose another with {flag}"
 PORT_FORBIDDEN: Final[str] = "cannot listen on port {port}: permission denied (below 1024?)"

@@ -66,15 +66,13 @@ def create_metrics() -> ServiceMetrics:
 
 
 def observe_many(histogram: Histogram, values: np.ndarray) -> None:
-    """``histogram.observe(v)`` for every v, with one increment per bucket.
+    """``histogram.observe(v)`` for every v of a batch's scores.
 
-    prometheus_client stores non-cumulative bucket counts and puts a value in the first
-    bucket whose upper bound is >= the value; ``searchsorted(..., side="left")`` is that
-    rule. A batch of 1,000 would otherwise cost 1,000 locked mmap writes.
+    prometheus_client has no public call that adds many observations at once, so each value
+    is observed on its own, a locked write per value in multiprocess mode. One increment per
+    bucket would need the histogram's private fields, which change between releases without
+    notice.
     """
-    bounds = np.asarray(histogram._upper_bounds)
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    for bucket, n in zip(histogram._buckets, counts.tolist(), strict=True):
-        if n:
-            bucket.inc(n)
-    histogram._sum.inc(float(np.sum(values)))
+    observe = histogram.observe
+    for value in values.tolist():
+        observe(value)

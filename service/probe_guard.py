@@ -14,13 +14,14 @@ from contextvars import ContextVar
 from typing import Any
 
 from fairgate.probe_auth import PROBE_HEADER, PROBE_TOKEN_HEADER, claims_probe, token_matches
-from service.request_guard import Scope, send_error
+from service.error_response import error_response
+from service.request_guard import Scope
 
 _CLAIM = PROBE_HEADER.lower().encode("latin-1")
 _TOKEN = PROBE_TOKEN_HEADER.lower().encode("latin-1")
 # Set for the request being served (each ASGI request runs in a task of its own, with its
 # own copy of the context); the API handlers read it instead of taking BentoML's ``ctx``,
-# whose headers and status handling cost a /decide about 35,000 instructions.
+# whose headers and status handling every /decide would pay for (docs/benchmarks.md).
 _PROBE: ContextVar[bool] = ContextVar("fairgate_verified_probe", default=False)
 
 
@@ -72,4 +73,4 @@ class ProbeGuard:
             if expected is None
             else f"a probe must send {PROBE_TOKEN_HEADER} with the service's FAIRGATE_PROBE_TOKEN"
         )
-        await send_error(send, 403, PROBE_HEADER, "probe claim refused", detail)
+        await error_response(403, PROBE_HEADER, "probe claim refused", detail)(scope, receive, send)

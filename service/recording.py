@@ -10,7 +10,6 @@ we fail fast instead of spooling).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,19 +18,20 @@ from typing import Any, Final
 from starlette.responses import Response
 
 from fairgate.decider import Decisions
-from record import RecordUnavailable, RecordWriter, open_record, parse_record_url
+from record import Appender, RecordUnavailable, RecordWriter, open_record, parse_record_url
 from record.entry import encode, format_time
 from record.process_writer import ProcessWriter
+from service.error_response import error_response
 
 UNAVAILABLE: Final[str] = "decision record unavailable"
 
 
 class DecisionRecorder:
-    """Turns a call's decisions into records and appends them through one ``RecordWriter``."""
+    """Turns a call's decisions into records and appends them through one writer."""
 
     def __init__(
         self,
-        writer: RecordWriter | ProcessWriter,
+        writer: Appender,
         *,
         id_field: str,
         rule_names: Sequence[str],
@@ -110,19 +110,13 @@ def retry_after_seconds(error: RecordUnavailable) -> int:
 
 
 def unavailable_response(error: RecordUnavailable) -> Response:
-    """503 in the shape of every other error: ``{"error", "detail": [{"loc", "msg", "type"}]}``.
+    """503 with ``Retry-After``, in the shape of every other error (``error_response``).
 
     The message names the store's failure (``RecordUnavailable`` carries no request data).
     """
     seconds = retry_after_seconds(error)
     message = f"{error}; nothing was decided, retry after {seconds} s"
-    body = {
-        "error": UNAVAILABLE,
-        "detail": [{"loc": ["record"], "msg": message, "type": "record_unavailable"}],
-    }
-    return Response(
-        json.dumps(body),
-        status_code=503,
-        media_type="application/json",
+    return error_response(
+        503, "record", UNAVAILABLE, message, kind="record_unavailable",
         headers={"Retry-After": str(seconds)},
-    )
+    )  # fmt: skip

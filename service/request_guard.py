@@ -13,13 +13,15 @@ a 307 redirect with an empty body, which a plain ``curl`` prints as nothing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Final
 
+from starlette.responses import Response
+
+from service.config import DEFAULT_MAX_BODY_BYTES
+from service.error_response import error_response
 from service.openapi_fix import patch_openapi_bytes
 
-DEFAULT_MAX_BYTES: Final[int] = 2 * 1024 * 1024
 POLICY_PATH: Final[str] = "/policy"
 Scope = dict[str, Any]
 
@@ -28,7 +30,7 @@ class RequestGuard:
     def __init__(
         self,
         app: Any,
-        max_bytes: int | Callable[[], int] = DEFAULT_MAX_BYTES,
+        max_bytes: int | Callable[[], int] = DEFAULT_MAX_BODY_BYTES,
         json_paths: tuple[str, ...] = (),
     ) -> None:
         self.app = app
@@ -59,12 +61,13 @@ class RequestGuard:
             and not _is_json(headers.get(b"content-type", b""))
         ):
             got = headers.get(b"content-type", b"none").decode("latin-1")
-            await send_error(send, 415, "content-type", "unsupported media type",
-                              f"expected Content-Type: application/json, got {got!r}")  # fmt: skip
+            expected = f"expected Content-Type: application/json, got {got!r}"
+            refused = error_response(415, "content-type", "unsupported media type", expected)
+            await refused(scope, receive, send)
             return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(send, int(length))
+            await self._refuse(int(length))(scope, receive, send)
             return
         if length is not None:
             await self.app(scope, receive, send)
@@ -77,7 +80,7 @@ class RequestGuard:
                 break
             size += len(message.get("body", b""))
             if size > self.max_bytes:
-                await self._refuse(send, size)
+                await self._refuse(size)(scope, receive, send)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
@@ -114,29 +117,14 @@ class RequestGuard:
                     "headers": headers})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
 
-    async def _refuse(self, send: Any, size: int) -> None:
+    def _refuse(self, size: int) -> Response:
         message = (
             f"request body is at least {size} bytes; the limit is {self.max_bytes} bytes "
             "(send at most 1000 applications per batch)"
         )
-        await send_error(send, 413, "body", "request body too large", message)
+        return error_response(413, "body", "request body too large", message)
 
 
 def _is_json(content_type: bytes) -> bool:
     media = content_type.split(b";", 1)[0].strip().lower()
     return media == b"application/json" or media.endswith(b"+json")
-
-
-async def send_error(send: Any, status: int, loc: str, error: str, message: str) -> None:
-    """The same JSON shape as BentoML's 400s: {"error", "detail": [{"loc", "msg", "type"}]}."""
-    kind = error.replace(" ", "_")
-    payload = json.dumps(
-        {"error": error, "detail": [{"loc": [loc], "msg": message, "type": kind}]}
-    ).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(payload)).encode())],
-    })  # fmt: skip
-    await send({"type": "http.response.body", "body": payload})

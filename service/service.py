@@ -1,9 +1,13 @@
 """BentoML service: POST /decide, POST /decide_batch, GET /policy, GET /decisions/{id}, plus
 BentoML's /healthz, /livez, /readyz, /metrics and /docs.json.
 
-Configuration: ``service/config.py`` (environment read at deployment and worker start, never
-at import). The model tag is resolved once, in the ``on_deployment`` hook, and the concrete
-``name:version`` is handed to every worker, restarted ones included.
+The model is declared on the class (``bento_model``), so ``bentoml build`` packs it into the
+Bento. Which one: ``FAIRGATE_MODEL`` (default ``fairgate-loan:latest``), or the Bento's own
+model when serving a Bento; looked up once at import, with the contract the request model is
+built from (``service/served_contract.py``). The ``on_deployment`` hook verifies it and hands
+its concrete ``name:version`` to every worker, restarted ones included. Everything else a
+worker needs lives on the service instance, configured from ``service/config.py`` when the
+worker starts; module level holds only what BentoML reads at import.
 Probe requests carry the header ``X-Fairgate-Probe: 1``. Every decision is in the decision
 record before it is answered (``service/recording.py``).
 """
@@ -19,13 +23,15 @@ from typing import Annotated, Any
 import bentoml
 import numpy as np
 import orjson
+from bentoml import get_current_service
+from bentoml.exceptions import BentoMLException
 from pydantic import Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fairgate.artifacts import ArtifactError, load_serving_bundle, resolve_tag
+from fairgate.artifacts import ArtifactError, load_serving_bundle
 from fairgate.contract import contract_to_mapping
 from fairgate.contract_request import request_model
 from fairgate.decider import Decider
@@ -43,21 +49,18 @@ from service.config import (
     startup_line,
 )
 from service.decisions_api import DecisionsRoute, RecordReader, decisions_app
+from service.error_response import error_response
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
 from service.probe_guard import ProbeGuard, verified_probe
 from service.recording import DecisionRecorder, unavailable_response
 from service.request_guard import RequestGuard
-from service.served_contract import served_contract
+from service.served_contract import bento_model_tag, names_model, served_model
 
-# The request model is the served model's contract's (see service/served_contract.py).
-CONTRACT = served_contract(os.environ)
-Applicant = request_model(CONTRACT)
-
-_state: dict[str, PolicyView] = {}
-_config: dict[str, ServiceConfig] = {}
-_metrics: dict[str, ServiceMetrics] = {}
-_reader: dict[str, RecordReader] = {}
+# What BentoML reads at import: the model to declare, and the request type built from its
+# contract. From a Bento (``<bento>/src/service/service.py``), the Bento's own model.
+SERVED = served_model(os.environ, packed=bento_model_tag(Path(__file__).resolve().parents[1]))
+Applicant = request_model(SERVED.contract)
 
 
 class _DropClientErrors(logging.Filter):
@@ -68,29 +71,47 @@ class _DropClientErrors(logging.Filter):
         return not (record.exc_info and isinstance(record.exc_info[1], ValidationError))
 
 
-async def _policy_view(_: Request) -> JSONResponse:
-    return JSONResponse(_state["policy"].model_dump())
+# The mounted app and the middleware are declared at import, before BentoML creates the
+# service instance; they ask for it per request (``bentoml.get_current_service``).
+def _worker() -> Any:
+    """This worker's ``DecisionService`` instance, or None before BentoML has created it."""
+    try:
+        return get_current_service()
+    except BentoMLException:
+        return None
 
 
-policy_app = Starlette(routes=[Route("/", _policy_view, methods=["GET"])])
-record_app = decisions_app(lambda: _reader.get("worker"))
+async def _policy_view(_: Request) -> Response:
+    worker = _worker()
+    if worker is None:  # asked before the worker's start-up finished
+        return error_response(503, "service", "starting", "the model is still loading")
+    return JSONResponse(worker.policy_view.model_dump())
+
+
+def _record_reader() -> RecordReader | None:
+    worker = _worker()
+    return None if worker is None else worker.record_reader
 
 
 def _probe_token() -> str | None:
-    config = _config.get("worker")
-    return None if config is None else config.probe_token
+    worker = _worker()
+    return None if worker is None else worker.config.probe_token
 
 
 def _count_refused(reason: str) -> None:
-    metrics = _metrics.get("worker")
-    if metrics is not None:
-        metrics.probe_refused.labels(reason).inc()
+    worker = _worker()
+    if worker is not None:
+        worker.metrics.probe_refused.labels(reason).inc()
 
 
 def _max_body_bytes() -> int:
     """The request guard's limit, from the worker's configuration once it has started."""
-    config = _config.get("worker")
-    return DEFAULT_MAX_BODY_BYTES if config is None else config.max_body_bytes
+    worker = _worker()
+    return DEFAULT_MAX_BODY_BYTES if worker is None else worker.config.max_body_bytes
+
+
+policy_app = Starlette(routes=[Route("/", _policy_view, methods=["GET"])])
+record_app = decisions_app(_record_reader)
 
 
 def _check_worker_count(config: ServiceConfig) -> None:
@@ -131,24 +152,31 @@ def _json(body: Any) -> Response:
     envs=[{"name": "OMP_NUM_THREADS", "value": "1"}],
 )
 class DecisionService:
+    # Declared, so that `bentoml build` packs it into the Bento (`bentoml get` lists it) and
+    # `bentoml serve` resolves it before start-up: the concrete tag the request model above
+    # was built from. ``self.bento_model`` is that model in the store.
+    bento_model = bentoml.models.BentoModel(SERVED.tag)
+
     @bentoml.on_deployment
     def prepare_deployment() -> None:
         """Once, in the server process, before any worker starts.
 
-        Checks the configuration and the model, and pins the model: ``FAIRGATE_MODEL`` is
-        replaced by the concrete tag, which every worker inherits (BentoML creates the worker
-        watchers after this hook, copying this process's environment; a restarted worker gets
-        the same copy). A bad entry stops ``bentoml serve`` itself with the message (a worker
-        failing in ``__init__`` would only be restarted, forever).
+        Checks the configuration and the model (every checksum), and pins the model:
+        ``FAIRGATE_MODEL`` is replaced by the concrete tag, which every worker inherits
+        (BentoML creates the worker watchers after this hook, copying this process's
+        environment; a restarted worker gets the same copy). A bad entry stops ``bentoml
+        serve`` itself with the message (a worker failing in ``__init__`` would only be
+        restarted, forever).
         """
         try:
             config = service_config(os.environ)
             _check_worker_count(config)
-            concrete = resolve_tag(config.model)
-            bundle = load_serving_bundle(concrete, config.policy, artifact_key=config.artifact_key)
+            bundle = load_serving_bundle(
+                SERVED.tag, config.policy, artifact_key=config.artifact_key
+            )
         except (ConfigError, ArtifactError) as error:
             raise SystemExit(f"fairgate: refusing to start: {error}") from error
-        os.environ["FAIRGATE_MODEL"] = concrete
+        os.environ["FAIRGATE_MODEL"] = SERVED.tag
         record_url = absolute_record_url(config.record_url, Path.cwd())
         if record_url is not None:
             # Every worker writes where this process checked, whatever directory it runs in;
@@ -164,19 +192,22 @@ class DecisionService:
         # BentoML's INFO lines go through its own logger's handlers (the root logs WARNING).
         logging.getLogger("bentoml.fairgate").info(
             startup_line(
-                config, concrete, bundle.contract.name, bundle.contract.version, record_url
+                config, SERVED.tag, bundle.contract.name, bundle.contract.version, record_url
             )
         )
 
     def __init__(self) -> None:
         config = service_config(os.environ)
-        _config["worker"] = config
-        bundle = load_serving_bundle(config.model, config.policy, artifact_key=config.artifact_key)
-        if bundle.contract != CONTRACT:
+        if os.environ.get("FAIRGATE_MODEL") and not names_model(config.model, SERVED.tag):
             raise ArtifactError(
-                f"{bundle.tag}: its contract differs from the one this worker's request model "
-                "was built from; restart the service"
+                f"FAIRGATE_MODEL={config.model!r}, but this process's request model was built "
+                f"from {SERVED.tag} when the service was imported; restart the service"
             )
+        self.config = config
+        # The declared model, verified (every checksum) and compiled for serving.
+        bundle = load_serving_bundle(
+            str(self.bento_model.tag), config.policy, artifact_key=config.artifact_key
+        )
         draw_key = DrawKey(config.draw_key) if config.policy == "randomized" else None
         self.decider = Decider(bundle, draw_key)
         self.model_version = bundle.tag
@@ -194,13 +225,12 @@ class DecisionService:
                 policy_version=bundle.policy.version,
             )
         )
-        _reader["worker"] = RecordReader(
+        self.record_reader = RecordReader(
             None if self.recorder is None else self.recorder.writer.store,
             config.record_read_token,
         )
         self.metrics: ServiceMetrics = create_metrics()
         self._children: dict[tuple[bool, str, str], Any] = {}
-        _metrics["worker"] = self.metrics
         for reason in ("no_token_configured", "bad_token"):
             self.metrics.probe_refused.labels(reason)
         self.metrics.info.labels(
@@ -218,7 +248,7 @@ class DecisionService:
         for group in bundle.policy.rules:
             for outcome in ("approve", "deny"):
                 self.metrics.decisions.labels(self.attribute, group, outcome)
-        _state["policy"] = PolicyView(
+        self.policy_view = PolicyView(
             model_version=bundle.tag,
             policy_mode=bundle.policy.mode,
             policy=bundle.policy.to_dict(),

@@ -8,9 +8,7 @@ from tests import suite_home  # imported first for its effect, once per process
 # isort: split
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +18,9 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from loadtests.server import free_port
-from service.launch import serve_command
+from service.launch import REPO, service_env
+from service.server_process import ServerProcess, ServiceProcess, free_port, temporary_log
 from training.pipeline import TrainConfig, TrainResult, run_training
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -72,54 +68,16 @@ def german_trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     return run_training(config)
 
 
-def wait_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout}s")
+class LiveService(ServiceProcess):
+    """``bentoml serve`` of ``tag`` on a free loopback port, as the launcher starts it;
+    ``env_overrides`` laid over this environment."""
 
-
-class LiveService:
     def __init__(self, tag: str, workers: int = 1, **env_overrides: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
-            prefix="bentoml-serve-", suffix=".log", delete=False
-        )
-        self.env = (
-            os.environ
-            | {
-                "FAIRGATE_MODEL": tag,
-                "FAIRGATE_WORKERS": str(workers),
-                "OMP_NUM_THREADS": "1",
-            }
-            | env_overrides
-        )
-        self.process = subprocess.Popen(
-            serve_command("127.0.0.1", self.port),
-            cwd=REPO,
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        settings = {"FAIRGATE_MODEL": tag, "FAIRGATE_WORKERS": str(workers)} | env_overrides
+        super().__init__(free_port(), service_env(settings), log=temporary_log("bentoml-serve-"))
 
     def wait(self) -> LiveService:
-        try:
-            wait_http(f"{self.url}/readyz", 90, self.process)
-        except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(f"{error}\n{Path(self.log.name).read_text()[-3000:]}") from error
-        return self
-
-    def stop(self) -> None:
-        _stop(self.process)
+        return self.wait_ready(90)
 
 
 @pytest.fixture(scope="session")
@@ -142,34 +100,18 @@ def live_service(trained: TrainResult) -> Iterator[LiveService]:
     service.stop()
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait(10)
-
-
-class ProberProcess:
+class ProberProcess(ServerProcess):
     """``fairgate probe`` as its own process, as users run the sidecar."""
 
     def __init__(self, target: str, *extra: str) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
-            prefix="fairgate-probe-", suffix=".log", delete=False
-        )
-        self.process = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "cli", "probe", "--target", target,
              "--web.listen-address", f"127.0.0.1:{self.port}", *extra],
-            cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            url=f"http://127.0.0.1:{self.port}", ready_path="/metrics", cwd=REPO,
+            log=temporary_log("fairgate-probe-"),
         )  # fmt: skip
-        wait_http(f"{self.url}/metrics", 30, self.process)
-
-    def stop(self) -> None:
-        _stop(self.process)
+        self.wait_ready(30)
 
 
 class PrometheusServer:
@@ -196,18 +138,15 @@ class PrometheusServer:
         self.start()
 
     def start(self) -> None:
-        self.log = (self.data_dir / "prometheus.log").open("ab")
-        self.process = subprocess.Popen(
+        self.server = ServerProcess(
             ["prometheus", f"--config.file={self.config_path}",
              f"--storage.tsdb.path={self.data_dir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        wait_http(f"{self.url}/-/ready", 60, self.process)
+            url=self.url, ready_path="/-/ready", log=self.data_dir / "prometheus.log",
+        ).wait_ready(60)  # fmt: skip
 
     def stop(self) -> None:
-        _stop(self.process)
-        self.log.close()
+        self.server.stop()
 
     def query(self, expr: str) -> list[dict]:
         response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)

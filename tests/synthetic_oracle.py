@@ -193,8 +193,8 @@ _NUMERIC_AT: Final[frozenset[int]] = frozenset(
 
 def columns_from_applicants(applicants: Sequence[Applicant]) -> dict[str, np.ndarray]:
     """Turn validated requests into the column mapping ``FeatureSpec.build`` takes."""
-    # One 2-D object table sliced into columns: a getattr per field per applicant cost
-    # ~6x more and dominated the batch path (see docs/benchmarks.md).
+    # One 2-D object table sliced into columns: a getattr per field per applicant would
+    # dominate the batch path.
     table = np.array([_ROW(a.__dict__) for a in applicants], dtype=object).reshape(
         len(applicants), len(APPLICANT_FIELDS)
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import REPO
+from service.launch import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -109,7 +109,11 @@ def test_dashboard_queries_only_name_metrics_that_exist():
             r'"(fairgate_[a-z_]+)"',
             "".join(
                 p.read_text()
-                for p in (REPO / "service" / "metrics.py", REPO / "monitoring" / "exporter.py")
+                for p in (
+                    REPO / "service" / "metrics.py",
+                    REPO / "monitoring" / "exporter.py",
+                    REPO / "monitoring" / "last_cycle.py",
+                )
             ),
         )
     )

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from service.config import ConfigError, ServiceConfig, service_config
+from fairgate.artifacts import DEFAULT_MODEL
+from fairgate.config_error import ConfigError
+from service.config import DEFAULT_MAX_BODY_BYTES, ServiceConfig, service_config
 from service.launch import worker_overrides
 
 KEY = "0123456789abcdef-key"
@@ -12,10 +14,10 @@ KEY = "0123456789abcdef-key"
 
 def test_defaults_from_an_empty_environment():
     assert service_config({}) == ServiceConfig(
-        model="fairgate-loan:latest",
+        model=DEFAULT_MODEL,
         policy="mitigated",
         workers=1,
-        max_body_bytes=2_097_152,
+        max_body_bytes=DEFAULT_MAX_BODY_BYTES,
         gc="tuned",
         draw_key=None,
         artifact_key=None,

@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from loadtests.server import free_port
+from fairgate.artifacts import DEFAULT_MODEL
 from record.url import record_url
 from service.config import DEFAULT_WORKERS, Flag, service_config
-from tests.conftest import _stop, wait_http
+from service.server_process import ServerProcess, free_port, temporary_log
 from tests.test_compose import SERVICES
 from training.pipeline import TrainResult
 
@@ -46,43 +46,33 @@ def fairgate(*args: str, cwd: Path, env: Mapping[str, str]) -> subprocess.Comple
     )  # fmt: skip
 
 
-class FairgateServe:
+class FairgateServe(ServerProcess):
     """``fairgate serve`` itself (not ``bentoml serve``) as a user starts it, from ``cwd``."""
 
     def __init__(self, cwd: Path, env: Mapping[str, str], *flags: str) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="fairgate-serve-", suffix=".log")[1])
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "cli", "serve", "--port", str(self.port), *flags],
-                cwd=cwd, env=dict(env), stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-            wait_http(f"{self.url}/readyz", 90, self.process)
-        except (RuntimeError, TimeoutError) as error:
-            self.stop()
-            raise RuntimeError(f"{error}\n{self.log.read_text()[-3000:]}") from error
+        super().__init__(
+            [sys.executable, "-m", "cli", "serve", "--port", str(self.port), *flags],
+            url=f"http://127.0.0.1:{self.port}", env=env, cwd=cwd,
+            log=temporary_log("fairgate-serve-"),
+        )  # fmt: skip
+        self.wait_ready(90)
 
     def workers(self) -> int:
         """BentoML API workers in this server's process tree."""
         count = 0
-        for child in psutil.Process(self.process.pid).children(recursive=True):
+        for child in psutil.Process(self.pid).children(recursive=True):
             try:
                 count += WORKER_MODULE in " ".join(child.cmdline())
             except psutil.Error:  # exited between the listing and the look
                 continue
         return count
 
-    def stop(self) -> None:
-        _stop(self.process)
-
 
 @pytest.mark.parametrize(
     ("env", "flags", "expected"),
     [
-        ({}, [], ("fairgate-loan:latest", "mitigated", DEFAULT_WORKERS)),
+        ({}, [], (DEFAULT_MODEL, "mitigated", DEFAULT_WORKERS)),
         (
             {"FAIRGATE_MODEL": "x:1", "FAIRGATE_POLICY": "unmitigated", "FAIRGATE_WORKERS": "3"},
             [],
@@ -133,13 +123,13 @@ def test_compose_serves_what_its_environment_says(policy, monkeypatch, tmp_path)
 
     started: dict[str, str] = {}
 
-    def start(command: list[str], env: dict[str, str], cwd: Path) -> int:
+    def start(file: str, command: list[str], env: dict[str, str]) -> None:
         started.update(env)
-        return 0
 
     monkeypatch.setattr(fairgate.artifacts, "load_serving_bundle", lambda *a, **k: None)
     monkeypatch.setattr(serve_module, "port_problem", lambda *a, **k: None)
-    monkeypatch.setattr(serve_module.subprocess, "call", start)
+    monkeypatch.setattr(serve_module.os, "chdir", lambda path: None)
+    monkeypatch.setattr(serve_module.os, "execvpe", start)
     service = SERVICES["service"]
     # The token file is the compose volume's; the suite's token stands in for it.
     env = {k: v for k, v in service["environment"].items() if k != "FAIRGATE_PROBE_TOKEN_FILE"}
@@ -208,3 +198,20 @@ def test_record_verify_with_no_url_verifies_what_a_default_serve_recorded(
     verified = served_from_the_environment.verified
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"ok: {DECISIONS} records in 1 chains, intact" in verified.stdout + verified.stderr
+
+
+def test_a_signal_to_fairgate_serve_stops_the_server(trained, tmp_path):
+    """``fairgate serve`` becomes the server (exec): SIGTERM to the pid a user or supervisor
+    knows stops BentoML and its workers, instead of killing a waiting parent and leaving
+    them serving."""
+    server = FairgateServe(tmp_path, plain_env(FAIRGATE_MODEL=trained.tag or ""))
+    tree = [server.pid, *(c.pid for c in psutil.Process(server.pid).children(recursive=True))]
+    try:
+        os.kill(server.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs([psutil.Process(p) for p in tree if psutil.pid_exists(p)],
+                                        timeout=30)  # fmt: skip
+        assert not alive, [p.cmdline() for p in alive]
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{server.url}/readyz", timeout=2)
+    finally:
+        server.stop()

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO
+from service.launch import REPO
 
 
 def script(name: str) -> ModuleType:

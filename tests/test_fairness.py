@@ -39,7 +39,7 @@ def test_interval_width_matches_the_binomial_standard_error():
 
 
 def test_a_one_row_group_keeps_its_own_rate():
-    # A plain row bootstrap often drops the single "b" row and used to score it 0 then.
+    # A plain row bootstrap often drops the single "b" row; its rate must not read 0 then.
     y_pred = np.array([1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
     groups = np.array(list("aaaaab"))
     result = _bootstrap_selection(y_pred, groups, n_boot=200, seed=0)

@@ -23,7 +23,8 @@ from fairgate.artifacts import (
     load_serving_bundle,
     sha256_file,
 )
-from tests.conftest import REPO, free_port
+from service.launch import REPO
+from service.server_process import free_port
 from training.save_model import save_artifacts
 
 KEY = b"artifact-key-0123456789abcdef"

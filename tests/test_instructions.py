@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from service.launch import REPO
 
 
 @pytest.mark.parametrize("endpoint", ["floor", "decide"])

@@ -12,7 +12,7 @@ from loadtests.pool import synthetic_pool, target_pool
 from loadtests.runner import progress_line
 from loadtests.server_latency import quantile
 from loadtests.slo import RunStats, Slo, SloError, read_stats, slo_from_mapping, violations
-from tests.conftest import REPO
+from service.launch import REPO
 
 STATS_CSV = """\
 Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\

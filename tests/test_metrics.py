@@ -1,4 +1,5 @@
-"""``observe_many`` against prometheus-client's own ``observe`` on the same samples."""
+"""``observe_many`` against prometheus-client's own ``observe`` on the same samples, through
+its public API only."""
 
 import numpy as np
 import pytest
@@ -45,3 +46,19 @@ def test_observe_many_of_nothing_changes_nothing():
     observe_many(histogram, np.array([]))
     assert registry.get_sample_value("score_count") == 0
     assert registry.get_sample_value("score_sum") == 0
+
+
+class _PublicOnly:
+    """A histogram with nothing but prometheus_client's public ``observe``."""
+
+    def __init__(self) -> None:
+        self.observed: list[float] = []
+
+    def observe(self, amount: float) -> None:
+        self.observed.append(amount)
+
+
+def test_observe_many_uses_only_the_public_observe():
+    histogram = _PublicOnly()
+    observe_many(histogram, np.array([0.1, 0.5, 0.5, 1.0]))  # type: ignore[arg-type]
+    assert histogram.observed == [0.1, 0.5, 0.5, 1.0]

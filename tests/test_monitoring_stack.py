@@ -11,7 +11,6 @@ import json
 import os
 import re
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +22,8 @@ from loadtests.pool import target_pool
 from monitoring.client import DecisionClient
 from monitoring.prober import ProbeSettings, run_cycle
 from monitoring.target import fetch_target
-from tests.conftest import REPO, LiveService, ProberProcess, PrometheusServer
+from service.launch import REPO
+from tests.conftest import LiveService, ProberProcess, PrometheusServer
 
 pytestmark = pytest.mark.integration
 
@@ -377,7 +377,8 @@ CYCLE_LINE = re.compile(
 
 
 def _log_lines(process: ProberProcess) -> list[str]:
-    return Path(process.log.name).read_text().splitlines()
+    assert process.log is not None
+    return process.log.read_text().splitlines()
 
 
 def test_the_sidecar_logs_one_line_per_cycle_and_no_request_lines(stack):

@@ -28,8 +28,7 @@ from loadtests.failures import (
     read_failures,
 )
 from service.config import NOT_ONE_OF, STARTUP_LINE, service_config, startup_line
-from service.launch import PORT_IN_USE
-from tests.conftest import REPO
+from service.launch import PORT_IN_USE, REPO
 from tests.test_config_path import FairgateServe, fairgate, plain_env
 from tests.test_fuzz import EXPECTED_OPERATIONS
 from tests.test_record_cli import fill, run

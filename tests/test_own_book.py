@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from fairgate.contract import Contract, contract_from_mapping, parse_contract
-from tests.conftest import REPO, LiveService
+from service.launch import REPO
+from tests.conftest import LiveService
 
 GERMAN = Path(__file__).parent / "fixtures" / "germancredit" / "germancredit.csv"
 # Where the README's walkthrough writes the drafted contract: a directory git ignores, so

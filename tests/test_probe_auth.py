@@ -2,9 +2,9 @@
 
 import pytest
 
+from fairgate.config_error import ConfigError
 from fairgate.probe_auth import claims_probe, new_token, token_from_env, token_matches
-from monitoring.config import ConfigError, config_from_mapping
-from service.config import ConfigError as ServiceConfigError
+from monitoring.config import config_from_mapping
 from service.config import service_config
 
 TOKEN = "a-token-of-28-characters-ok"
@@ -29,7 +29,7 @@ def test_the_token_comes_from_the_variable_or_its_file(tmp_path):
 def test_a_bad_token_is_named(env, message):
     with pytest.raises(ValueError, match=message):
         token_from_env(env)
-    with pytest.raises(ServiceConfigError, match=message):
+    with pytest.raises(ConfigError, match=message):
         service_config(env)
 
 

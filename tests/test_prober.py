@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from fairgate.config_error import ConfigError
 from fairgate.contract import contract_to_mapping
 from fairgate.contract_synth import Synthesis, record_marginals
 from fairgate.generator import generate_applicants
@@ -22,7 +23,7 @@ from fairgate.policy import ThresholdPolicy
 from fairgate.schema import SYNTHETIC_CONTRACT
 from monitoring.audit import as_dict, control_warning, markdown, print_audit, to_json
 from monitoring.client import DecisionClient
-from monitoring.config import ConfigError, config_from_mapping
+from monitoring.config import config_from_mapping
 from monitoring.counterfactual import AttributeResult, probe_population
 from monitoring.cycle_log import cycle_line
 from monitoring.exporter import ProberMetrics
@@ -30,7 +31,7 @@ from monitoring.figures import amount, dollars, rate, ratio, share
 from monitoring.prober import CycleResult, ProbeSettings, run_cycle
 from monitoring.runner import probe_once
 from monitoring.target import target_from_policy
-from tests.conftest import free_port, wait_http
+from service.server_process import free_port, wait_http
 
 BAR, GAP = 40_000.0, 12_500.0
 # What the fake endpoints publish on GET /policy: the synthetic contract, summaries of the

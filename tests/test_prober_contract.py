@@ -22,18 +22,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from fairgate.config_error import ConfigError
 from fairgate.contract import contract_to_mapping, parse_contract
 from fairgate.contract_synth import Synthesis, record_marginals, synthesize
 from fairgate.policy import GroupRule, ThresholdPolicy
 from monitoring.audit import as_dict, markdown, print_audit
 from monitoring.client import DecisionClient
-from monitoring.config import ConfigError, config_from_mapping
+from monitoring.config import config_from_mapping
 from monitoring.counterfactual import probe_population
 from monitoring.exporter import ProberMetrics
 from monitoring.gap import measure_gap
 from monitoring.runner import probe_once
 from monitoring.target import target_from_contract, target_from_policy
-from tests.conftest import free_port, wait_http
+from service.server_process import free_port, wait_http
 
 CONTRACT_TEXT = """
 name = "rental"

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from service.launch import REPO
 
 PROMETHEUS = REPO / "monitoring" / "prometheus"
 RULE_TESTS = PROMETHEUS / "tests" / "alerts_test.yml"

@@ -26,8 +26,9 @@ import pandas as pd
 import pytest
 
 from fairgate.contract import Contract, parse_contract
+from service.launch import REPO
 from tests import real_books
-from tests.conftest import REPO, LiveService
+from tests.conftest import LiveService
 
 BATCH = 1000
 

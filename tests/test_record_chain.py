@@ -25,16 +25,21 @@ def make_record(app_id: str = "APP-1", **changes) -> Record:
     return Record(**(fields | changes))
 
 
-def test_the_first_rows_hash_is_sha256_of_the_documented_encoding():
-    (row,) = chain([make_record()], "w1", 0, GENESIS)
-    # Written out by hand from entry._digest's docstring: texts as <length>:<text>, numbers
-    # by repr and a newline, probe as 0/1, then the previous hash.
+def documented_digest(request: str) -> str:
+    """``make_record()``'s first row's hash, written out by hand from entry._digest's
+    docstring (docs/record.md): texts as <length>:<text>, numbers by repr and a newline,
+    probe as 0/1, then the previous hash; ``request`` is the stored request text."""
     text = (
         "fairgate-record-1\n" "2:w1" "1\n" "2026-01-31T12:00:00.250000Z" "5:APP-1"
-        '36:{"gender":"female","income":52000.0}' "0.75\n" "6:female" "6:female" "None\n"
+        f"{len(request)}:{request}" "0.75\n" "6:female" "6:female" "None\n"
         "1.0\n" "7:approve" "2:[]" "3:m:1" "3:p-1" "0" + "0" * 64
     )  # fmt: skip
-    assert row.hash == hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_first_rows_hash_is_sha256_of_the_documented_encoding():
+    (row,) = chain([make_record()], "w1", 0, GENESIS)
+    assert row.hash == documented_digest('{"gender":"female","income":52000.0}')
     assert row.request == '{"gender":"female","income":52000.0}'  # keys sorted
     assert (row.seq, row.prev_hash, row.time) == (1, GENESIS, "2026-01-31T12:00:00.250000Z")
 
@@ -75,9 +80,11 @@ def test_a_text_cannot_be_shifted_into_its_neighbour():
 
 
 def test_request_text_is_stored_and_hashed_as_given():
-    raw = '{"income": 52000.0,  "gender": "female"}'
+    raw = '{"income": 52000.0,  "gender": "female"}'  # not canonical: kept byte for byte
     (row,) = chain([make_record(request=raw)], "w1", 0, GENESIS)
     assert row.request == raw
+    assert row.hash == documented_digest(raw)  # hashed as given, not re-encoded
+    # What verify recomputes from the stored row is that same digest.
     assert row_hash(row, row.prev_hash) == row.hash
 
 

@@ -76,12 +76,24 @@ def test_every_answered_decision_is_recorded_as_answered(trained, tmp_path):
 
 
 def test_the_record_is_off_only_when_asked(trained, tmp_path):
-    server = LiveService(trained.tag, FAIRGATE_RECORD="off").wait()
-    try:
-        row = applications(1, seed=402, prefix="OFF")[0]
-        assert httpx.post(f"{server.url}/decide", json=row, timeout=30).status_code == 200
-    finally:
-        server.stop()
+    """Two servers on one data directory: with FAIRGATE_RECORD=off the default record gets
+    nothing (it is not even created); with the switch left alone it gets the decision."""
+    data = tmp_path / "data"
+    default = sqlite_url(data / "record.sqlite")  # where FAIRGATE_DATA_DIR's record goes
+    off, on = applications(2, seed=402, prefix="OFF")
+    for row, switch in ((off, {"FAIRGATE_RECORD": "off"}), (on, {})):
+        server = LiveService(trained.tag, FAIRGATE_DATA_DIR=str(data), **switch).wait()
+        try:
+            assert httpx.post(f"{server.url}/decide", json=row, timeout=30).status_code == 200
+        finally:
+            server.stop()
+        if switch:
+            assert not data.exists(), sorted(p.name for p in data.rglob("*"))
+    with open_record(default, create=False) as store:
+        assert store.decisions_for(off["application_id"]) == []
+        (recorded,) = store.decisions_for(on["application_id"])
+        assert recorded.request_data() == on
+        assert store.count() == 1
 
 
 def _hold_write_lock(path: Path) -> sqlite3.Connection:

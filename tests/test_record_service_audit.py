@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import REPO, LiveService
+from service.launch import REPO
+from tests.conftest import LiveService
 from tests.suite_home import TEST_PROBE_TOKEN
 from tests.test_record_service import applications, sqlite_url
 from training.fairness import group_fairness, selection_fairness

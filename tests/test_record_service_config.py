@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import ConfigError, absolute_record_url, service_config
+from fairgate.config_error import ConfigError
+from service.config import absolute_record_url, service_config
 
 TOKEN = "reader-token-0123456789"
 

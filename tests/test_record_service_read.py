@@ -3,8 +3,6 @@ newest first, off without a token, in /docs.json, and no request body in any log
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
@@ -96,7 +94,7 @@ def test_no_log_line_carries_a_request_body(reading_service):
             client.get(f"/decisions/{row['application_id']}", headers=bearer(READER)).status_code
             == 200
         )
-    log = Path(server.log.name).read_text()
+    log = server.log.read_text()
     assert "98765.4321" not in log
     assert row["application_id"] not in log
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from fairgate.schema import Applicant
-from tests.conftest import REPO
+from service.launch import REPO
 
 EXAMPLE = Applicant.model_json_schema()["example"]
 

@@ -261,7 +261,7 @@ def test_a_serving_worker_imports_no_training_library(trained):
     import sys
 
     from fairgate.schema import Applicant
-    from tests.conftest import REPO
+    from service.launch import REPO
 
     example = json.dumps(Applicant.model_json_schema()["example"])
     result = subprocess.run(

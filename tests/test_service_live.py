@@ -13,12 +13,13 @@ import httpx
 import psutil
 import pytest
 
-from fairgate.artifacts import load_serving_bundle
+from fairgate.artifacts import DEFAULT_MODEL, DEFAULT_MODEL_NAME, load_serving_bundle
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import Applicant
-from tests.conftest import REPO, LiveService
+from service.launch import REPO
+from tests.conftest import LiveService
 from tests.suite_home import TEST_PROBE_TOKEN
 from training.save_model import save_artifacts
 
@@ -116,7 +117,7 @@ def test_bentoml_build_accepts_the_bentofile(trained):
 
 def _workers(server: LiveService) -> list[psutil.Process]:
     found = []
-    for child in psutil.Process(server.process.pid).children(recursive=True):
+    for child in psutil.Process(server.pid).children(recursive=True):
         try:
             if "_bentoml_impl.worker.service" in " ".join(child.cmdline()):
                 found.append(child)
@@ -143,10 +144,10 @@ def _wait_for(condition, timeout: float, what: str):
 
 
 def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trained):
-    """Started on ``fairgate-loan:latest``; a newer model is trained while it runs; a worker
-    is killed and respawned by BentoML; every worker still serves the tag resolved at start."""
-    resolved = str(bentoml.models.get("fairgate-loan:latest").tag)
-    server = LiveService("fairgate-loan:latest", workers=2).wait()
+    """Started on the default tag; a newer model is trained while it runs; a worker is
+    killed and respawned by BentoML; every worker still serves the tag resolved at start."""
+    resolved = str(bentoml.models.get(DEFAULT_MODEL).tag)
+    server = LiveService(DEFAULT_MODEL, workers=2).wait()
     try:
         workers = _wait_for(lambda: len(_workers(server)) == 2 and _workers(server), 30, "workers")
         for worker in workers:
@@ -156,10 +157,10 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
             assert worker.environ()["FAIRGATE_MODEL"] == resolved
             mapped = {m.path for m in worker.memory_maps()}
             assert not [p for p in mapped if "/sklearn/" in p or "/pandas/" in p]
-            # uvicorn picked the C event loop and HTTP parser (a third of a worker's CPU).
+            # uvicorn picked the C event loop and HTTP parser (cheaper per request).
             assert {"uvloop", "httptools"} <= {part for p in mapped for part in p.split("/")}
         newer = save_artifacts(
-            name="fairgate-loan",
+            name=DEFAULT_MODEL_NAME,
             scorer=trained.scorer,
             policy=trained.policy,
             randomized=trained.randomized,
@@ -170,7 +171,7 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
             metadata={"purpose": "newer model trained while serving"},
             sklearn_model=trained.model,
         )
-        assert str(bentoml.models.get("fairgate-loan:latest").tag) == newer != resolved
+        assert str(bentoml.models.get(DEFAULT_MODEL).tag) == newer != resolved
         killed = workers[0].pid
         os.kill(killed, signal.SIGKILL)
         respawned = _wait_for(

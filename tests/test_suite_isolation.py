@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from service.launch import REPO
 
 
 @pytest.mark.integration

@@ -130,7 +130,7 @@ def _validation_with_a_one_label_group() -> tuple[np.ndarray, np.ndarray, np.nda
 @pytest.mark.parametrize("constraint", ["demographic_parity", "equalized_odds"])
 def test_a_one_label_group_in_validation_gets_the_unseen_rule(constraint):
     x, labels, groups, model = _validation_with_a_one_label_group()
-    # fairlearn itself refuses it: the crash the pipeline used to hit.
+    # fairlearn itself refuses it, so the pipeline must never hand it such a group.
     with pytest.raises(ValueError, match="Degenerate labels for sensitive feature value thin"):
         ThresholdOptimizer(
             estimator=model, constraints=constraint, prefit=True, predict_method="predict_proba"
