@@ -202,7 +202,7 @@ def render(config: BenchConfig, rows: dict[str, Row], probe_decisions: int,
         "over all its rounds together; so is each ratio below.",
         f"- /decide with the record off = **{off_floor:.2f} x** the validating floor "
         f"({off.stats.rps:,.0f} against {validated.stats.rps:,.0f} req/s; per round {ratios}; "
-        f"issue 13's target >= 0.9: {verdict(off_floor >= 0.9)}). As shipped, with the record "
+        f"target >= 0.9: {verdict(off_floor >= 0.9)}). As shipped, with the record "
         f"on: {decide.stats.rps / validated.stats.rps:.2f} x.",
         f"- /decide with the SQLite record on: **{on_off:.2f} x** the same service with it off "
         f"({decide.stats.rps:,.0f} against {off.stats.rps:,.0f} req/s; per round {ratios_on}; "
