@@ -1,6 +1,7 @@
 """End-to-end training at scale: ``python -m training.bench_scale --rows 1000000``.
 
 Prints wall time per step and peak resident memory (generate, fit, evaluate, mitigate, save).
+The model it saves is deleted from the store at the end: it is the benchmark's, not the user's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+
+import bentoml
 
 from training.pipeline import TrainConfig, run_training
 
@@ -31,6 +34,8 @@ def main() -> None:
             model_name="fairgate-bench",
         )
         result = run_training(config, lambda step: marks.append((step, time.perf_counter())))
+        if result.tag is not None:
+            bentoml.models.delete(result.tag)
     total = time.perf_counter() - started
     marks.append(("end", time.perf_counter()))
     print(
