@@ -103,7 +103,9 @@ def _contracts(versions: set[str]) -> dict[str, tuple[Any, tuple[str, ...]]]:
     found = {}
     for version in sorted(versions):
         try:
-            bundle = load_serving_bundle(version)
+            # Only the contract and the policy's attributes are read, which every mode has;
+            # "mitigated" loads for any model (one trained without the LDA search too).
+            bundle = load_serving_bundle(version, "mitigated")
         except ArtifactError as error:
             fail(f"the record names model {version}, which the model store cannot give: {error}")
         found[version] = (bundle.contract, tuple(bundle.policy.attributes))

@@ -89,9 +89,10 @@ def serve(
     policy: Annotated[
         str | None,
         typer.Option(
-            help="mitigated (deterministic group thresholds), randomized (fairlearn's rule, "
-            "needs FAIRGATE_DRAW_KEY) or unmitigated (one 0.5 threshold); default: "
-            "FAIRGATE_POLICY, else mitigated."
+            help="lda (the less discriminatory alternative: an attribute-blind model, one "
+            "cut-off for everyone), mitigated (deterministic group thresholds), randomized "
+            "(fairlearn's rule, needs FAIRGATE_DRAW_KEY) or unmitigated (the model at 0.5); "
+            "default: FAIRGATE_POLICY, else lda."
         ),
     ] = None,
     train_if_missing: Annotated[

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from cli.errors import console, fail
 
-_TRAIN_STEPS = 6
+if TYPE_CHECKING:
+    from training.lda_stage import LdaOutcome
+
+_TRAIN_STEPS = 7
 
 
 def _parse_map(pairs: list[str]) -> dict[str, str]:
@@ -48,6 +51,14 @@ def train(
     objective: Annotated[
         str, typer.Option(help="ThresholdOptimizer objective.")
     ] = "accuracy_score",
+    mitigation: Annotated[
+        str,
+        typer.Option(
+            help="lda: also search a less discriminatory alternative, an attribute-blind "
+            "model with one cut-off for everyone (the default served policy); thresholds: "
+            "group thresholds only (faster; the model then cannot serve --policy lda)."
+        ),
+    ] = "lda",
     attribute: Annotated[
         list[str],
         typer.Option(
@@ -105,6 +116,7 @@ def train(
             include_sensitive=include_sensitive,
             constraint=constraint,  # type: ignore[arg-type]
             objective=objective,
+            mitigation=mitigation,  # type: ignore[arg-type]
             attributes=tuple(attribute),  # type: ignore[arg-type]
             unseen_rule=unseen_rule,
             bootstrap=bootstrap,
@@ -135,6 +147,8 @@ def train(
         f"demographic parity ratio {_ratio(tradeoff['dp_ratio_before'])} -> "
         f"{_ratio(tradeoff['dp_ratio_after'])}; accuracy change {tradeoff['accuracy_cost']:+.1%}"
     )
+    if result.lda is not None:
+        typer.echo(lda_line(result.lda))
     typer.echo(f"audit report: {reports / 'audit.md'}")
 
 
@@ -142,6 +156,16 @@ def train_default() -> None:
     """Train the synthetic default (what ``fairgate train`` with no options does)."""
     typer.echo("no model yet: training the synthetic default (fairgate train)")
     train()
+
+
+def lda_line(lda: LdaOutcome) -> str:
+    """The search's outcome and what ``--policy lda`` serves, in one line."""
+    chosen = lda.chosen
+    dropped = f", without {', '.join(chosen.dropped)}" if chosen.dropped else ""
+    return (
+        f"less discriminatory alternative: {lda.selection.outcome}; policy lda serves "
+        f"{chosen.name} (approve iff score > {chosen.threshold:.4f} for everyone{dropped})"
+    )
 
 
 def _ratio(value: float | None) -> str:

@@ -5,7 +5,11 @@ Serving needs only ``scorer.npz`` (numpy arrays, read without pickle), one polic
 ``policy.json`` (the deterministic ``mitigated`` policy) or ``policy_randomized.json``, the
 loan book's contract (``contract.toml``, from which the request model, the features and the
 group keys are derived) and ``synthesis.json`` (field summaries the prober and the load tests
-synthesize applicants from; no training row). The
+synthesize applicants from; no training row). The ``lda`` mode (the default) reads its own
+three files instead of the scorer, the policy and the reasons: ``lda_scorer.npz`` (the less
+discriminatory alternative, a logistic model of the non-protected features),
+``lda_policy.json`` (its one cut-off for everyone) and ``lda_reasons.json``; a model trained
+with ``--mitigation thresholds`` has none of them. The
 scikit-learn model is kept too (``sklearn_model.joblib``) for offline analysis; the service
 never unpickles it.
 
@@ -31,7 +35,7 @@ from bentoml.exceptions import NotFound
 
 from fairgate.contract import Contract, ContractError, parse_contract
 from fairgate.contract_features import ContractFeatures
-from fairgate.policy import POLICY_MODES, ThresholdPolicy
+from fairgate.policy import DEFAULT_POLICY_MODE, POLICY_MODES, ThresholdPolicy
 from fairgate.scorer import Scorer, load_scorer
 
 DEFAULT_MODEL_NAME: Final[str] = "fairgate-loan"
@@ -45,6 +49,12 @@ SKLEARN_FILE: Final[str] = "sklearn_model.joblib"
 CONTRACT_FILE: Final[str] = "contract.toml"
 SYNTHESIS_FILE: Final[str] = "synthesis.json"
 REASONS_FILE: Final[str] = "reasons.json"
+LDA_SCORER_FILE: Final[str] = "lda_scorer.npz"
+LDA_POLICY_FILE: Final[str] = "lda_policy.json"
+LDA_REASONS_FILE: Final[str] = "lda_reasons.json"
+# The less discriminatory alternative's files: present unless trained with
+# ``--mitigation thresholds``, and then checksummed like the others.
+LDA_FILES: Final[tuple[str, ...]] = (LDA_SCORER_FILE, LDA_POLICY_FILE, LDA_REASONS_FILE)
 SERVING_FILES: Final[tuple[str, ...]] = (
     SCORER_FILE,
     POLICY_FILE,
@@ -56,6 +66,15 @@ SERVING_FILES: Final[tuple[str, ...]] = (
 )
 NO_MODEL: Final[str] = (
     "no model {tag!r} in the BentoML model store ({store}); train one with `fairgate train`"
+)
+NO_LDA: Final[str] = (
+    "{tag}: policy 'lda' needs the less discriminatory alternative, but this model was "
+    "trained with --mitigation thresholds (no {files}); serve another policy "
+    "(FAIRGATE_POLICY=mitigated, or fairgate serve --policy mitigated), or retrain with "
+    "`fairgate train --mitigation lda` (the default)"
+)
+LDA_NOT_BLIND: Final[str] = (
+    "{tag}: the lda model's features ({names}) are not its contract's non-protected features"
 )
 
 
@@ -118,16 +137,17 @@ def resolve_tag(tag: str) -> str:
 
 def load_serving_bundle(
     tag: str = DEFAULT_MODEL,
-    policy_mode: str = "mitigated",
+    policy_mode: str = DEFAULT_POLICY_MODE,
     *,
     artifact_key: bytes | None = None,
 ) -> ServingBundle:
     """Load and verify a model for serving. Raises ``ArtifactError`` with an actionable message.
 
-    ``policy_mode``: ``mitigated`` (deterministic group thresholds), ``randomized``
-    (fairlearn's rule) or ``unmitigated`` (the trained model with one 0.5 threshold, so the
-    bias the rules correct is visible on the same dashboards). With ``artifact_key`` the
-    checksum table must carry a valid signature.
+    ``policy_mode``: ``lda`` (the less discriminatory alternative: its own attribute-blind
+    model, one cut-off for everyone), ``mitigated`` (deterministic group thresholds),
+    ``randomized`` (fairlearn's rule) or ``unmitigated`` (the trained model with one 0.5
+    threshold, so the bias the rules correct is visible on the same dashboards). With
+    ``artifact_key`` the checksum table must carry a valid signature.
     """
     if policy_mode not in POLICY_MODES:
         raise ArtifactError(f"policy mode must be one of {POLICY_MODES}, got {policy_mode!r}")
@@ -154,6 +174,8 @@ def load_serving_bundle(
     missing = [file for file in SERVING_FILES if file not in checksums]
     if missing:
         raise ArtifactError(f"{model.tag}: no recorded checksum for {missing}; retrain the model")
+    if policy_mode == "lda" and not all(file in checksums for file in LDA_FILES):
+        raise ArtifactError(NO_LDA.format(tag=model.tag, files=", ".join(LDA_FILES)))
     # Every file recorded at training is verified, the ones serving never opens included:
     # a damaged pickle next to the served arrays means the model is not what was trained.
     for file in sorted(checksums):
@@ -165,24 +187,37 @@ def load_serving_bundle(
                 f"{model.tag}: {file} does not match the checksum recorded at training "
                 "(corrupted); refusing to serve it"
             )
+    lda = policy_mode == "lda"
+    policy_file = {"randomized": RANDOMIZED_POLICY_FILE, "lda": LDA_POLICY_FILE}.get(
+        policy_mode, POLICY_FILE
+    )
     try:
         metadata = json.loads((root / METADATA_FILE).read_text())
-        policy_file = RANDOMIZED_POLICY_FILE if policy_mode == "randomized" else POLICY_FILE
         policy = ThresholdPolicy.from_dict(json.loads((root / policy_file).read_text()))
-        scorer = load_scorer(root / SCORER_FILE)
+        scorer = load_scorer(root / (LDA_SCORER_FILE if lda else SCORER_FILE))
         contract_text = (root / CONTRACT_FILE).read_text(encoding="utf-8")
         contract = parse_contract(contract_text)
         synthesis = json.loads((root / SYNTHESIS_FILE).read_text())
-        reasons = json.loads((root / REASONS_FILE).read_text())
+        reasons = json.loads((root / (LDA_REASONS_FILE if lda else REASONS_FILE)).read_text())
     except ContractError as error:
         raise ArtifactError(f"{model.tag}: its contract no longer loads: {error}") from error
     except (ValueError, KeyError, OSError) as error:
         raise ArtifactError(f"{model.tag}: unreadable artifact: {error}") from error
-    features = ContractFeatures(contract, include_sensitive=bool(metadata["include_sensitive"]))
-    if list(features.names) != metadata["feature_names"] or reasons["feature_names"] != list(
-        features.names
-    ):
-        raise ArtifactError(f"{model.tag}: feature names differ from its contract's features")
+    if lda:
+        # Its own model, blind by construction: whatever the main model reads, this one is
+        # built on the contract's non-protected features only.
+        features = ContractFeatures(contract, include_sensitive=False)
+        if reasons["feature_names"] != list(features.names):
+            names = ", ".join(reasons["feature_names"])
+            raise ArtifactError(LDA_NOT_BLIND.format(tag=model.tag, names=names))
+        if policy.mode != "lda" or policy.randomized:
+            raise ArtifactError(f"{model.tag}: {LDA_POLICY_FILE} is not an lda policy")
+        metadata = _lda_metadata(metadata, features)
+    else:
+        features = ContractFeatures(contract, include_sensitive=bool(metadata["include_sensitive"]))
+        names = list(features.names)
+        if names != metadata["feature_names"] or reasons["feature_names"] != names:
+            raise ArtifactError(f"{model.tag}: feature names differ from its contract's features")
     bundle = ServingBundle(
         tag=str(model.tag),
         scorer=scorer,
@@ -194,3 +229,16 @@ def load_serving_bundle(
         reference=np.asarray(reasons["reference"], dtype=np.float64),
     )
     return bundle.unmitigated() if policy_mode == "unmitigated" else bundle
+
+
+def _lda_metadata(metadata: dict[str, Any], features: ContractFeatures) -> dict[str, Any]:
+    """The training metadata as the lda bundle shows it: the served model's features (blind),
+    with the main model's kept under ``main_model`` for the reader comparing the two."""
+    return metadata | {
+        "include_sensitive": False,
+        "feature_names": list(features.names),
+        "main_model": {
+            "include_sensitive": metadata.get("include_sensitive"),
+            "feature_names": metadata.get("feature_names"),
+        },
+    }

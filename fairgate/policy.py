@@ -1,11 +1,15 @@
-"""The compiled decision policy: a per-group threshold table, in one of three modes.
+"""The compiled decision policy: a per-group threshold table, in one of four modes.
 
-``mitigated`` (the default): one deterministic threshold per group, compiled at training
-from fairlearn's ThresholdOptimizer (``training/compile_policy.py``). ``randomized``:
+``lda`` (the default): the less discriminatory alternative chosen at training
+(``training/lda_select.py``), a model blind to the protected attributes with one cut-off
+for everyone: every group's rule, and the unseen rule, is the same threshold, so the
+decision reads no protected field. ``mitigated``: one deterministic threshold per group,
+compiled at training from fairlearn's ThresholdOptimizer (``training/compile_policy.py``).
+``randomized``:
 fairlearn's own rule, per group ``p0 * [score op0 t0] + p1 * [score op1 t1]`` (optionally
 blended with ``p_ignore``/``constant`` for equalized odds), whose approval probability equals
 ``_pmf_predict``; the draw that realises it comes from ``fairgate.draw`` (keyed, never on the
-caller's id). ``unmitigated``: one 0.5 threshold for every group.
+caller's id). ``unmitigated``: the trained model with one 0.5 threshold for every group.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import numpy as np
 
 Operator = Literal[">", "<"]
 UnseenRule = Literal["most-lenient", "pooled"]
-PolicyMode = Literal["mitigated", "randomized", "unmitigated"]
+PolicyMode = Literal["lda", "mitigated", "randomized", "unmitigated"]
 POLICY_MODES: Final[tuple[str, ...]] = get_args(PolicyMode)
+# Served when no mode is given (``FAIRGATE_POLICY``): attribute-blind, so the counterfactual
+# prober finds no flip and no gap by construction.
+DEFAULT_POLICY_MODE: Final[PolicyMode] = "lda"
 
 NOT_FITTED: Final[str] = (
     "policy has no rules; build it with ThresholdPolicy.from_threshold_optimizer"
@@ -170,22 +177,36 @@ class ThresholdPolicy:
 
     @classmethod
     def single_threshold(
-        cls, *, attributes: Sequence[str], groups: Sequence[str], threshold: float = 0.5
+        cls,
+        *,
+        attributes: Sequence[str],
+        groups: Sequence[str],
+        threshold: float = 0.5,
+        mode: PolicyMode = "unmitigated",
     ) -> ThresholdPolicy:
-        """One deterministic threshold for every group: the model's own ``predict``.
+        """One deterministic threshold for every group, the unseen rule included.
 
-        The unmitigated baseline, served to show what the model does without group rules
-        (``FAIRGATE_POLICY=unmitigated``).
+        At 0.5 it is the model's own ``predict``: the unmitigated baseline, served to show
+        what the model does without group rules (``FAIRGATE_POLICY=unmitigated``). With
+        ``mode="lda"`` it is the less discriminatory alternative's one cut-off. The groups
+        are kept only to name the rules (and the metrics' series): every rule is the same.
+
+        >>> policy = ThresholdPolicy.single_threshold(
+        ...     attributes=["gender"], groups=["female", "male"], threshold=0.41, mode="lda")
+        >>> policy.decide(np.array([0.4, 0.42]), ["female", "male"])[0].tolist()
+        [False, True]
         """
-        rule = GroupRule.threshold(threshold)
+        rule = GroupRule.threshold(float(threshold))
+        # The LDA's cut-off was chosen by training/lda_select.py's rule, not by a constraint.
+        lda = mode == "lda"
         return cls(
             attributes=tuple(attributes),
             rules=dict.fromkeys(groups, rule),
             unseen=rule,
             unseen_rule="most-lenient",
-            constraint="none",
-            objective="none",
-            mode="unmitigated",
+            constraint="one-threshold" if lda else "none",
+            objective="lda-selection" if lda else "none",
+            mode=mode,
         )
 
     def with_unseen_rule(

@@ -1,12 +1,13 @@
 """Write docs/tradeoff.md: what the policy modes buy and cost, measured on one run.
 
 Trains the naive model (``fairgate train --include-sensitive --rows 100000``: gender as a
-feature, on the default ``income-bar`` book) into a temporary BentoML home, serves it once per
-policy mode (unmitigated, mitigated, randomized) through the project's launcher, runs
-``fairgate probe --once --json`` against each with the default settings, and reads the
-training report (reports/metrics.json). The README's section "What the thresholds buy and what
-they cost" is spliced from the part of docs/tradeoff.md under "## In the README"
-(``python scripts/readme.py``). Regenerate with ``python scripts/tradeoff.py`` (about 20 s).
+feature, on the default ``income-bar`` book; the run also searches the attribute-blind
+alternative, ``lda``) into a temporary BentoML home, serves it once per policy mode
+(unmitigated, lda, mitigated, randomized) through the project's launcher, runs ``fairgate
+probe --once --json`` against each with the default settings, and reads the training report
+(reports/metrics.json). The README's section "What the policies buy and what they cost" is
+spliced from the part of docs/tradeoff.md under "## In the README" (``python
+scripts/readme.py``). Regenerate with ``python scripts/tradeoff.py`` (about a minute).
 
 Every sentence that quotes a figure is built here from the data, including the comparisons
 ("fall", "change direction"), so the text stays true when the figures move.
@@ -18,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -36,18 +38,26 @@ from service.launch import REPO
 PATH: Final[Path] = REPO / "docs" / "tradeoff.md"
 ALERTS: Final[Path] = REPO / "monitoring" / "prometheus" / "rules" / "alerts.yml"
 TRAIN_ARGS: Final[tuple[str, ...]] = ("--include-sensitive", "--rows", "100000")
-MODES: Final[tuple[str, ...]] = ("unmitigated", "mitigated", "randomized")
+MODES: Final[tuple[str, ...]] = ("unmitigated", "lda", "mitigated", "randomized")
 REPORT_KEY: Final[dict[str, str]] = {  # policy mode -> its column in metrics.json
     "unmitigated": "baseline",
     "mitigated": "mitigated",
     "randomized": "randomized",
-}
+}  # lda: metrics["lda"]["test"]["chosen"], the search's own figures
 HEADING: Final[dict[str, str]] = {
-    "unmitigated": "unmitigated (one 0.5 threshold)",
-    "mitigated": "mitigated (default: one threshold per group)",
+    "unmitigated": "unmitigated (naive model, one 0.5 threshold)",
+    "lda": "lda (default: blind model, one threshold)",
+    "mitigated": "mitigated (one threshold per group)",
     "randomized": "randomized (fairlearn's rule)",
 }
-PORTS: Final[dict[str, int]] = {"unmitigated": 3921, "mitigated": 3922, "randomized": 3923}
+PORTS: Final[dict[str, int]] = {
+    "unmitigated": 3921,
+    "mitigated": 3922,
+    "randomized": 3923,
+    "lda": 3924,
+}
+SANDBOX: Final[str] = "sandbox only: the synthetic book knows who repaid"
+COUNT: Final[dict[int, str]] = {2: "both", 3: "all three", 4: "all four"}
 # A fixed key keeps the randomized column repeatable run to run; a deployment keeps its own
 # secret (FAIRGATE_DRAW_KEY), and its draws, hence its probe figures, differ from these.
 DRAW_KEY: Final[str] = hashlib.sha256(b"fairgate scripts/tradeoff.py draw key, seed 0").hexdigest()
@@ -60,7 +70,8 @@ def commands() -> list[str]:
     """The commands a user types to reproduce the run (the script does the same in-process)."""
     serve = {
         "unmitigated": "fairgate serve --port 3921 --workers 1 --policy unmitigated &",
-        "mitigated": "fairgate serve --port 3922 --workers 1 &  # the default policy",
+        "lda": "fairgate serve --port 3924 --workers 1 --policy lda &  # the default policy",
+        "mitigated": "fairgate serve --port 3922 --workers 1 --policy mitigated &",
         "randomized": "FAIRGATE_DRAW_KEY=$(openssl rand -hex 32) \\\n"
         "  fairgate serve --port 3923 --workers 1 --policy randomized &",
     }
@@ -92,10 +103,13 @@ def probe(mode: str, home: str, env: dict[str, str]) -> dict[str, Any]:
 def alert_lines() -> dict[str, float]:
     """The lines the three probe alerts fire at, read from alerts.yml (not restated here)."""
     text = ALERTS.read_text()
+    noise = r"(?: [+-] 1e-9)?"  # the rules' guard against float noise at the line
     patterns = {
-        "four_fifths": r"fairgate_probe_four_fifths_ratio \* 1000\) / 1000 < ([\d.]+)",
-        "flips": r"fairgate_probe_flip_ratio \* 1000\) / 1000 > ([\d.]+)",
-        "gap": r'fairgate_probe_gap_ratio\{quantile="0.5"\}\) \* 1000\) / 1000 > ([\d.]+)',
+        "four_fifths": rf"fairgate_probe_four_fifths_ratio \* 1000{noise}\) / 1000 < ([\d.]+)",
+        "flips": rf"fairgate_probe_flip_ratio \* 1000{noise}\) / 1000 > ([\d.]+)",
+        "gap": r'fairgate_probe_gap_ratio\{quantile="0.5"\}\) \* 1000'
+        + noise
+        + r"\) / 1000 > ([\d.]+)",
     }
     lines = {}
     for name, pattern in patterns.items():
@@ -106,6 +120,30 @@ def alert_lines() -> dict[str, float]:
     return lines
 
 
+def audited(metrics: dict[str, Any], mode: str) -> dict[str, Any]:
+    """A mode's test-split figures from the training report. The group-threshold modes have
+    the audit's per-group rates; ``lda`` has the search's figures of the chosen candidate
+    (its ratio, not its per-group rates). ``accuracy_repaid`` is None on a real book."""
+    if mode == "lda":
+        chosen = metrics["lda"]["test"]["chosen"]
+        return {
+            "test_approval": None,
+            "test_approval_rate": chosen["approval_rate"],
+            "test_dp_ratio": chosen["ratios"][ATTRIBUTE],
+            "accuracy": chosen["agreement"],
+            "accuracy_repaid": chosen["accuracy_repaid"],
+        }
+    report = metrics[REPORT_KEY[mode]]
+    group = report["groups"][ATTRIBUTE]
+    return {
+        "test_approval": {g: group["by_group"][g]["selection_rate"] for g in (WOMAN, MAN)},
+        "test_approval_rate": report["overall"]["selection_rate"],
+        "test_dp_ratio": group["demographic_parity_ratio"],
+        "accuracy": report["overall"]["accuracy"],
+        "accuracy_repaid": report["overall"].get("sandbox", {}).get("accuracy_repaid"),
+    }
+
+
 def figures(
     metrics: dict[str, Any], probes: dict[str, dict[str, Any]], probe_settings: dict[str, Any]
 ) -> dict[str, Any]:
@@ -114,19 +152,15 @@ def figures(
     per_mode: dict[str, Any] = {}
     base_accuracy = metrics["baseline"]["overall"]["accuracy"]
     for mode in MODES:
-        report = metrics[REPORT_KEY[mode]]
-        group = report["groups"][ATTRIBUTE]
+        audit = audited(metrics, mode)
         result = probes[mode]
         gender = next(a for a in result["attributes"] if a["attribute"] == ATTRIBUTE)
         pair = next(p for p in gender["pairs"] if {p["group_a"], p["group_b"]} == {WOMAN, MAN})
         woman_first = pair["group_a"] == WOMAN
         sign = 1 if woman_first else -1
         gap = result["gap"]
-        per_mode[mode] = {
-            "test_approval": {g: group["by_group"][g]["selection_rate"] for g in (WOMAN, MAN)},
-            "test_dp_ratio": group["demographic_parity_ratio"],
-            "accuracy": report["overall"]["accuracy"],
-            "accuracy_cost": report["overall"]["accuracy"] - base_accuracy,
+        per_mode[mode] = audit | {
+            "accuracy_cost": audit["accuracy"] - base_accuracy,
             "probe_approval": {g: gender["approval_rate"][g] for g in (WOMAN, MAN)},
             "probe_four_fifths": gender["four_fifths_ratio"],
             "pairs": pair["pairs"],
@@ -152,8 +186,17 @@ def figures(
             "FairgateGap": abs(row["gap_ratio"]) > lines["gap"],
         }
     rules, lottery = metrics["policy"]["rules"], metrics["randomized_policy"]["rules"]
+    selection, chosen = metrics["lda"]["selection"], metrics["lda"]["test"]["chosen"]
     return {
         "modes": per_mode,
+        "lda": {
+            "outcome": selection["outcome"],
+            "chosen": selection["chosen"],
+            "baseline": selection["baseline"],
+            "threshold": chosen["threshold"],
+            "baseline_test_dp_ratio": metrics["lda"]["test"]["baseline"]["ratios"][ATTRIBUTE],
+            "candidates": len(metrics["lda"]["candidates"]),
+        },
         "thresholds": {g: rules[g]["threshold0"] for g in (WOMAN, MAN)},
         "randomized_rules": {g: lottery[g]["reads"] for g in (WOMAN, MAN)},
         "alert_lines": lines,
@@ -180,25 +223,44 @@ def _flips(row: dict[str, Any]) -> str:
 
 
 def _gap(value: float) -> str:
-    return dollars(value) if value < 0 else f"+{dollars(value)}"
+    return dollars(value) if value <= 0 else f"+{dollars(value)}"
+
+
+def _share(value: float) -> str:
+    return f"{value:+.3f}" if value else "0.000"
+
+
+def _modes(data: dict[str, Any]) -> list[str]:
+    """The modes ``data`` has, in table order."""
+    return [mode for mode in MODES if mode in data["modes"]]
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _approval(row: dict[str, Any]) -> str:
+    # lda's figures are the search's: its ratio, not its per-group rates.
+    if row["test_approval"] is None:
+        return f"{_pct(row['test_approval_rate'])} overall"
+    return f"{_pct(row['test_approval'][WOMAN])} / {_pct(row['test_approval'][MAN])}"
 
 
 def table(data: dict[str, Any]) -> list[str]:
-    m = data["modes"]
+    m, modes = data["modes"], _modes(data)
 
     def row(label: str, cell: Callable[[dict[str, Any]], str]) -> str:
-        return f"| {label} | " + " | ".join(cell(m[mode]) for mode in MODES) + " |"
+        return f"| {label} | " + " | ".join(cell(m[mode]) for mode in modes) + " |"
 
-    def pct(value: float) -> str:
-        return f"{value:.1%}"
-
+    pct = _pct
     return [
-        "| figure (dashboard panel) | " + " | ".join(HEADING[mode] for mode in MODES) + " |",
-        "|---|" + "---:|" * len(MODES),
-        row("test-split approval, women / men (training audit)",
-            lambda r: f"{pct(r['test_approval'][WOMAN])} / {pct(r['test_approval'][MAN])}"),
+        "| figure (dashboard panel) | " + " | ".join(HEADING[mode] for mode in modes) + " |",
+        "|---|" + "---:|" * len(modes),
+        row("test-split approval, women / men (training audit)", _approval),
         row("test-split demographic parity ratio", lambda r: f"{r['test_dp_ratio']:.3f}"),
         row("accuracy against the historical labels", lambda r: pct(r["accuracy"])),
+        row(f"accuracy against who repaid ({SANDBOX})",
+            lambda r: pct(r.get("accuracy_repaid"))),
         row('probe approval, female / male twins ("Probe approval rate")',
             lambda r: f"{pct(r['probe_approval'][WOMAN])} / {pct(r['probe_approval'][MAN])}"),
         row("probe four-fifths ratio", lambda r: ratio(r["probe_four_fifths"])),
@@ -206,7 +268,7 @@ def table(data: dict[str, Any]) -> list[str]:
         row('median extra income a woman needs ("Gap", q0.5)',
             lambda r: _gap(r["gap_median"])),
         row("that gap over the book's median income (alert line 0.1)",
-            lambda r: f"{r['gap_ratio']:+.3f}"),
+            lambda r: _share(r["gap_ratio"])),
         row("90th percentile of that gap (q0.9)", lambda r: _gap(r["gap_p90"])),
         row("identical applicants sent twice decided differently (control)",
             lambda r: f"{rate(r['control_flip_rate'])} of {r['control_pairs']}"),
@@ -230,8 +292,36 @@ def _direction(row: dict[str, Any]) -> str:
     return "woman"
 
 
+def _lda_bullet(data: dict[str, Any]) -> str:
+    m, lda = data["modes"], data["lda"]
+    u, b = m["unmitigated"], m["lda"]
+    if b["flip_rate"] == 0 and b["gap_median"] == 0:
+        twins = "Identical twins are decided alike: no flips, and no extra income for a woman"
+    else:
+        twins = (f"Twin pairs decided differently: {_flips(b)}; median extra income a "
+                 f"woman needs {_gap(b['gap_median'])}")  # fmt: skip
+    cost = -100 * b["accuracy_cost"]
+    paid = f"at {cost:.1f} points" if cost >= 0 else f"gaining {-cost:.1f} points"
+    sandbox = ""
+    if b.get("accuracy_repaid") is not None and u.get("accuracy_repaid") is not None:
+        sandbox = (f"; against who actually repaid ({SANDBOX}) it is right for "
+                   f"{b['accuracy_repaid']:.1%} of applicants, the naive model for "
+                   f"{u['accuracy_repaid']:.1%}")  # fmt: skip
+    return (
+        f"- **What the default buys: one rule for everyone.** The default policy, `lda`, is "
+        f"the attribute-blind alternative the same training run searched for "
+        f"({lda['candidates']} candidates; {lda['outcome']}: `{lda['chosen']}`): a model that "
+        f"reads no protected attribute, with one cut-off for everyone (score > "
+        f"{lda['threshold']:.4f}). {twins} (probe four-fifths ratio "
+        f"{ratio(b['probe_four_fifths'])}). On the test split its demographic parity ratio is "
+        f"{b['test_dp_ratio']:.3f} (the naive model at 0.5: {u['test_dp_ratio']:.3f}; the blind "
+        f"baseline `{lda['baseline']}`: {lda['baseline_test_dp_ratio']:.3f}), {paid} of "
+        f"accuracy measured against the biased historical labels{sandbox}."
+    )
+
+
 def bullets(data: dict[str, Any]) -> list[str]:
-    m, t = data["modes"], data["thresholds"]
+    m, t, modes = data["modes"], data["thresholds"], _modes(data)
     u, d, r = m["unmitigated"], m["mitigated"], m["randomized"]
     flips = _compare(u["flip_rate"], d["flip_rate"], "the flips")
     if _direction(u) != _direction(d) and "none" not in (_direction(u), _direction(d)):
@@ -242,20 +332,24 @@ def bullets(data: dict[str, Any]) -> list[str]:
         _gap(d["gap_median"]) + ("" if same_sign else ": she now needs less than her twin")
     )
     alerts = ["FairgateCounterfactualFlips", "FairgateGap", "FairgateProbeFourFifthsBreach"]
+    every = COUNT.get(len(modes), f"all {len(modes)}")
     fired = {
-        name: [mode for mode in MODES if m[mode]["alerts"][name]] or ["none of the three"]
+        name: [mode for mode in modes if m[mode]["alerts"][name]]
+        or [f"none of the {every.removeprefix('all ')}"]
         for name in alerts
     }
     # Flips are evidence of bias only while identical pairs agree (the control).
-    if all(m[mode]["control_flip_rate"] == 0 for mode in MODES):
-        control = "the control is 0 in all three, so the flips are the attribute's doing, not noise"
+    if all(m[mode]["control_flip_rate"] == 0 for mode in modes):
+        control = f"the control is 0 in {every}, so the flips are the attribute's doing, not noise"
     else:
         control = "the control is not 0 everywhere, so some flips may be noise, not the attribute"
     return [
-        f"- **What the thresholds buy: group parity.** The default policy approves women above "
-        f"a score of {t[WOMAN]:.2f} and men above {t[MAN]:.2f}, so on the test split women are "
-        f"approved at {d['test_approval'][WOMAN]:.1%} and men at {d['test_approval'][MAN]:.1%} "
-        f"(demographic parity ratio {u['test_dp_ratio']:.2f} -> {d['test_dp_ratio']:.3f}), at "
+        *([_lda_bullet(data)] if "lda" in m else []),
+        f"- **What group thresholds buy: group parity.** The `mitigated` policy approves women "
+        f"above a score of {t[WOMAN]:.2f} and men above {t[MAN]:.2f}, so on the test split "
+        f"women are approved at {d['test_approval'][WOMAN]:.1%} and men at "
+        f"{d['test_approval'][MAN]:.1%} (demographic parity ratio {u['test_dp_ratio']:.2f} -> "
+        f"{d['test_dp_ratio']:.3f}), at "
         f"{-100 * d['accuracy_cost']:.1f} points of accuracy measured against the biased "
         f"historical labels (fairlearn's randomized rule: {-100 * r['accuracy_cost']:.1f} "
         f"points, ratio {r['test_dp_ratio']:.3f}).",
@@ -276,9 +370,10 @@ def bullets(data: dict[str, Any]) -> list[str]:
 def intro(data: dict[str, Any]) -> str:
     probe_defaults = data["probe_settings"]
     return (
-        f"One run, one model: `fairgate train {' '.join(TRAIN_ARGS)}` (the naive {data['model']} "
+        f"One run: `fairgate train {' '.join(TRAIN_ARGS)}` (the naive {data['model']} "
         f"model, gender as a feature, on the default `{data['bias_preset']}` book where women "
-        f"were historically approved only from ${data['bias_gap_dollars']:,.0f} more income), "
+        f"were historically approved only from ${data['bias_gap_dollars']:,.0f} more income; "
+        f"`lda` serves the blind model the same run's search chose instead), "
         f"served once per policy mode and probed with the default prober settings "
         f"({probe_defaults['pairs']:,} twin pairs, income gap on {probe_defaults['gap_sample']} "
         f"applicants, control {probe_defaults['control_pairs']}, seed {probe_defaults['seed']}):"
@@ -296,7 +391,13 @@ def render(data: dict[str, Any]) -> str:
         f"- randomized rules: women {data['randomized_rules'][WOMAN]}; "
         f"men {data['randomized_rules'][MAN]}",
     ]
-    for mode in MODES:
+    if "lda" in data:
+        lda = data["lda"]
+        derived.append(
+            f"- lda rule: `{lda['chosen']}` ({lda['outcome']}, {lda['candidates']} candidates), "
+            f"everyone > {lda['threshold']:.4f}"
+        )
+    for mode in _modes(data):
         row = data["modes"][mode]
         derived.append(
             f"- {mode}: accuracy cost {row['accuracy_cost']:+.2%}, mean twin score difference "
@@ -306,7 +407,7 @@ def render(data: dict[str, Any]) -> str:
             f"{row['decisions_sent']:,}"
         )
     return "\n".join([
-        "# What the thresholds buy and what they cost",
+        "# What the policies buy and what they cost",
         "",
         "Written by `python scripts/tradeoff.py`; do not edit. The part under "
         f'"{README_HEADING[3:]}" is spliced into README.md by `python scripts/readme.py`.',
@@ -335,11 +436,15 @@ def main() -> None:
     from monitoring.config import config_from_mapping
 
     started = time.monotonic()
+    alert_lines()  # before minutes of training and probing, not after
     defaults = config_from_mapping({})
     probe_defaults = {name: getattr(defaults, name)
                       for name in ("pairs", "gap_sample", "control_pairs", "seed")}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="fairgate-tradeoff-") as home:
-        env = os.environ | {"BENTOML_HOME": home, "BENTOML_DO_NOT_TRACK": "True"}
+        # The servers and the prober share one probe token (a probe without it is refused).
+        token = os.environ.get("FAIRGATE_PROBE_TOKEN") or secrets.token_urlsafe(32)
+        env = os.environ | {"BENTOML_HOME": home, "BENTOML_DO_NOT_TRACK": "True",
+                            "FAIRGATE_PROBE_TOKEN": token}  # fmt: skip
         metrics = train(home, env)
         probes = {mode: probe(mode, home, env) for mode in MODES}
     data = figures(metrics, probes, probe_defaults)

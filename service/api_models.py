@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fairgate.policy import PolicyMode
+
 
 class Reason(BaseModel):
     code: str = Field(description="Stable code: R- and the feature's name in capitals.")
@@ -23,7 +25,7 @@ class Decision(BaseModel):
     rule: str = Field(description="Which rule was applied: the group, or unseen:<fallback>.")
     rule_text: str
     policy_version: str
-    policy_mode: Literal["mitigated", "randomized", "unmitigated"]
+    policy_mode: PolicyMode
     model_version: str = Field(description="The concrete model tag, resolved once per deployment.")
     probe: bool
     reasons: list[Reason] = Field(
@@ -41,7 +43,7 @@ class PolicyView(BaseModel):
     """``GET /policy``: what this deployment serves and how it was trained."""
 
     model_version: str
-    policy_mode: Literal["mitigated", "randomized", "unmitigated"]
+    policy_mode: PolicyMode
     policy: dict[str, Any]
     training: dict[str, Any]
     contract: dict[str, Any] = Field(

@@ -13,7 +13,7 @@ environment at import time.
 | variable | default | meaning |
 |---|---|---|
 | FAIRGATE_MODEL | fairgate-loan:latest | model tag; resolved once per deployment |
-| FAIRGATE_POLICY | mitigated | mitigated / randomized / unmitigated |
+| FAIRGATE_POLICY | lda | lda / mitigated / randomized / unmitigated (``fairgate.policy``) |
 | FAIRGATE_WORKERS | 1 | BentoML API workers (passed to BentoML by ``service.launch``) |
 | FAIRGATE_MAX_BODY_BYTES | 2097152 | request body limit (413 above it) |
 | FAIRGATE_GC | tuned | tuned / default, see ``gc_tuning.py`` |
@@ -39,7 +39,7 @@ from typing import Final, cast
 from fairgate.artifacts import DEFAULT_MODEL
 from fairgate.config_error import ConfigError
 from fairgate.draw import MIN_KEY_BYTES
-from fairgate.policy import POLICY_MODES, PolicyMode
+from fairgate.policy import DEFAULT_POLICY_MODE, POLICY_MODES, PolicyMode
 from fairgate.probe_auth import token_from_env
 from record.url import (
     RecordUrlError,
@@ -50,7 +50,8 @@ from record.url import (
 )
 from service.gc_tuning import GC_MODES
 
-DEFAULT_POLICY: Final[PolicyMode] = "mitigated"
+# The less discriminatory alternative: one attribute-blind model, one cut-off for everyone.
+DEFAULT_POLICY: Final[PolicyMode] = DEFAULT_POLICY_MODE
 DEFAULT_WORKERS: Final[int] = 1
 RECORD_SWITCH: Final[tuple[str, ...]] = ("on", "off")
 READ_TOKEN_VARIABLE: Final[str] = "FAIRGATE_RECORD_READ_TOKEN"
@@ -159,7 +160,7 @@ def startup_line(
     """The serve log's first line; ``record_url`` as pinned for the workers, never a password.
 
     >>> startup_line(ServiceConfig(), "fairgate-loan:abc", "synthetic", 1, None)
-    'fairgate: serving fairgate-loan:abc (contract synthetic v1), policy mitigated, record off'
+    'fairgate: serving fairgate-loan:abc (contract synthetic v1), policy lda, record off'
     """
     record = "off" if record_url is None else without_password(record_url)
     return STARTUP_LINE.format(

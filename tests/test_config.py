@@ -15,7 +15,7 @@ KEY = "0123456789abcdef-key"
 def test_defaults_from_an_empty_environment():
     assert service_config({}) == ServiceConfig(
         model=DEFAULT_MODEL,
-        policy="mitigated",
+        policy="lda",
         workers=1,
         max_body_bytes=DEFAULT_MAX_BODY_BYTES,
         gc="tuned",
@@ -66,7 +66,7 @@ def test_all_problems_are_reported_together():
         "FAIRGATE_GC",
         "FAIRGATE_ARTIFACT_KEY",
     ]
-    assert "must be one of mitigated, randomized, unmitigated" in str(caught.value)
+    assert "must be one of lda, mitigated, randomized, unmitigated" in str(caught.value)
 
 
 @pytest.mark.parametrize("env", [{}, {"FAIRGATE_DRAW_KEY": ""}])

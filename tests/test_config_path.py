@@ -72,7 +72,7 @@ class FairgateServe(ServerProcess):
 @pytest.mark.parametrize(
     ("env", "flags", "expected"),
     [
-        ({}, [], (DEFAULT_MODEL, "mitigated", DEFAULT_WORKERS)),
+        ({}, [], (DEFAULT_MODEL, "lda", DEFAULT_WORKERS)),
         (
             {"FAIRGATE_MODEL": "x:1", "FAIRGATE_POLICY": "unmitigated", "FAIRGATE_WORKERS": "3"},
             [],
@@ -84,7 +84,7 @@ class FairgateServe(ServerProcess):
              Flag("FAIRGATE_WORKERS", "--workers", "2")],
             ("x:1", "mitigated", 2),
         ),
-        ({}, [Flag("FAIRGATE_MODEL", "--model", "y:2")], ("y:2", "mitigated", DEFAULT_WORKERS)),
+        ({}, [Flag("FAIRGATE_MODEL", "--model", "y:2")], ("y:2", "lda", DEFAULT_WORKERS)),
     ],
 )  # fmt: skip
 def test_a_flag_given_wins_and_a_flag_not_given_leaves_the_environment(env, flags, expected):
@@ -114,7 +114,7 @@ def test_the_service_and_the_record_commands_resolve_one_url(env):
     assert service_config(env, cwd=Path("/srv")).record_url == expected
 
 
-@pytest.mark.parametrize("policy", ["unmitigated", "mitigated"])
+@pytest.mark.parametrize("policy", ["lda", "unmitigated", "mitigated"])
 def test_compose_serves_what_its_environment_says(policy, monkeypatch, tmp_path):
     """The compose service's command, run with its environment, starts BentoML with those
     settings (Docker is not here: the command stops where it would start the server)."""

@@ -15,6 +15,9 @@ import pytest
 import yaml
 
 from fairgate.artifacts import (
+    LDA_POLICY_FILE,
+    LDA_REASONS_FILE,
+    LDA_SCORER_FILE,
     POLICY_FILE,
     RANDOMIZED_POLICY_FILE,
     SCORER_FILE,
@@ -43,6 +46,7 @@ def _save(trained, key: bytes | None = None) -> tuple[str, Path]:
         metadata={"purpose": "fault test"},
         sklearn_model=trained.model,
         artifact_key=key,
+        lda=trained.lda,
     )
     return tag, Path(bentoml.models.get(tag).path)
 
@@ -70,7 +74,11 @@ def test_intact_copy_loads(fresh_model):
     assert load_serving_bundle(tag).tag == tag
 
 
-@pytest.mark.parametrize("file", [SCORER_FILE, POLICY_FILE, RANDOMIZED_POLICY_FILE, SKLEARN_FILE])
+@pytest.mark.parametrize(
+    "file",
+    [SCORER_FILE, POLICY_FILE, RANDOMIZED_POLICY_FILE, SKLEARN_FILE,
+     LDA_SCORER_FILE, LDA_POLICY_FILE, LDA_REASONS_FILE],
+)  # fmt: skip
 def test_corrupted_file_refuses_to_load(fresh_model, file):
     tag, root = fresh_model
     data = (root / file).read_bytes()
@@ -106,16 +114,17 @@ def test_a_model_signed_with_another_key_is_refused(signed_model):
         load_serving_bundle(tag, artifact_key=KEY[::-1])
 
 
-def test_tampered_threshold_refuses_to_load(fresh_model):
+@pytest.mark.parametrize(("mode", "file"), [("mitigated", POLICY_FILE), ("lda", LDA_POLICY_FILE)])
+def test_tampered_threshold_refuses_to_load(fresh_model, mode, file):
     tag, root = fresh_model
-    text = (root / POLICY_FILE).read_text()
-    (root / POLICY_FILE).write_text(text.replace('"threshold0": 0.', '"threshold0": 0.0', 1))
-    with pytest.raises(ArtifactError, match=r"policy\.json does not match the checksum"):
-        load_serving_bundle(tag)
+    text = (root / file).read_text()
+    (root / file).write_text(text.replace('"threshold0": 0.', '"threshold0": 0.0', 1))
+    with pytest.raises(ArtifactError, match=rf"{file} does not match the checksum"):
+        load_serving_bundle(tag, mode)
     # Even with the checksum rewritten, the policy's content hash no longer matches its version.
-    _record_checksum(root, POLICY_FILE)
+    _record_checksum(root, file)
     with pytest.raises(ArtifactError, match="does not match its version hash"):
-        load_serving_bundle(tag)
+        load_serving_bundle(tag, mode)
 
 
 def test_missing_file_refuses_to_load(fresh_model):
@@ -130,21 +139,23 @@ class _Payload:
         return (os.system, ("touch /tmp/fairgate-pwned",))
 
 
-def test_a_pickle_inside_the_scorer_is_never_unpickled(fresh_model):
+@pytest.mark.parametrize(("mode", "file"), [("mitigated", SCORER_FILE), ("lda", LDA_SCORER_FILE)])
+def test_a_pickle_inside_the_scorer_is_never_unpickled(fresh_model, mode, file):
     tag, root = fresh_model
-    with np.load(root / SCORER_FILE, allow_pickle=False) as data:
+    with np.load(root / file, allow_pickle=False) as data:
         arrays = dict(data)
     arrays["coef"] = np.array([_Payload()], dtype=object)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    (root / SCORER_FILE).write_bytes(buffer.getvalue())
-    _record_checksum(root, SCORER_FILE)
+    (root / file).write_bytes(buffer.getvalue())
+    _record_checksum(root, file)
     with pytest.raises(ArtifactError, match="unreadable artifact"):
-        load_serving_bundle(tag)
+        load_serving_bundle(tag, mode)
     assert not Path("/tmp/fairgate-pwned").exists()
 
 
-def test_serving_loads_no_pickle_at_all(fresh_model, monkeypatch):
+@pytest.mark.parametrize("mode", ["lda", "mitigated"])
+def test_serving_loads_no_pickle_at_all(fresh_model, monkeypatch, mode):
     tag, _ = fresh_model
 
     def refuse(*_args, **_kwargs):
@@ -153,7 +164,7 @@ def test_serving_loads_no_pickle_at_all(fresh_model, monkeypatch):
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(joblib, "load", refuse)
-    assert load_serving_bundle(tag).scorer is not None
+    assert load_serving_bundle(tag, mode).scorer is not None
 
 
 @pytest.mark.integration

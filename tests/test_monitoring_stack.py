@@ -281,31 +281,44 @@ def _cycle(url: str, settings: ProbeSettings):
     return run_cycle(client, fetch_target(client.client, url), settings, cycle=0)
 
 
-def test_dashboard_shows_bias_unmitigated_and_what_the_thresholds_do(stack, trained):
-    """Same model, served twice: one 0.5 threshold, then the group rules."""
+def test_dashboard_shows_bias_unmitigated_and_what_the_thresholds_and_the_default_do(
+    stack, trained
+):
+    """Same model, served three ways: one 0.5 threshold, the group rules, and the default
+    (the stack's server): the less discriminatory alternative, blind by construction."""
     if stack["contract"] != "synthetic":
         pytest.skip("the default book is the one with a known injected bias")
     settings = ProbeSettings(pairs=1000, gap_sample=60, attributes=("gender",), seed=3)
-    unmitigated = LiveService(trained.tag, workers=1, FAIRGATE_POLICY="unmitigated").wait()
-    try:
-        before = _cycle(unmitigated.url, settings)
-    finally:
-        unmitigated.stop()
-    after = _cycle(stack["service"].url, settings)
+    cycles = {}
+    for mode in ("unmitigated", "mitigated"):
+        server = LiveService(trained.tag, workers=1, FAIRGATE_POLICY=mode).wait()
+        try:
+            cycles[mode] = _cycle(server.url, settings)
+        finally:
+            server.stop()
+    before, after = cycles["unmitigated"], cycles["mitigated"]
+    default = _cycle(stack["service"].url, settings)
 
     def gender(result):
         return next(a for a in result.attributes if a.attribute == "gender")
 
-    b, a = gender(before), gender(after)
+    def spread(result):
+        rates = gender(result).approval_rate
+        return abs(rates["female"] - rates["male"])
+
+    b = gender(before)
     # Unmitigated, the naive model carries the historical bias against women.
     assert b.approval_rate["female"] < b.approval_rate["male"]
     assert b.approval_ratio < 0.8
     assert before.gap.median > 0  # a woman needs more income than her twin
     # The thresholds move group approval towards parity and reverse the income gap.
-    assert abs(a.approval_rate["female"] - a.approval_rate["male"]) < abs(
-        b.approval_rate["female"] - b.approval_rate["male"]
-    )
+    assert spread(after) < spread(before)
     assert after.gap.median < before.gap.median
+    # The default reads no protected field: no twin is decided differently, no gap, and
+    # the approval rates are closer than the naive model's.
+    assert all(p.flip_rate == 0 for p in gender(default).pairs)
+    assert default.gap is None or default.gap.median == 0
+    assert spread(default) < spread(before)
 
 
 def _prober_sample(prober, name: str) -> float:

@@ -52,7 +52,7 @@ def test_the_serve_logs_first_line_says_what_is_served_and_where_it_is_recorded(
     first = server.log.read_text().splitlines()[0]
     expected = STARTUP_LINE.format(
         tag=trained.tag, contract=trained.contract.name, version=trained.contract.version,
-        policy="mitigated", record=f"sqlite:///{tmp_path}/fairgate-data/record.sqlite",
+        policy="lda", record=f"sqlite:///{tmp_path}/fairgate-data/record.sqlite",
     )  # fmt: skip
     assert first.endswith(expected), first
 
@@ -62,7 +62,7 @@ def test_the_start_up_line_never_shows_a_record_password():
     config = service_config({"FAIRGATE_RECORD_URL": url})
     line = startup_line(config, "m:1", "synthetic", 2, config.record_url)
     assert "s3cret" not in line
-    assert line.endswith("(contract synthetic v2), policy mitigated, record "
+    assert line.endswith("(contract synthetic v2), policy lda, record "
                          "postgresql://app:<set>@db:5432/fairgate")  # fmt: skip
 
 

@@ -112,7 +112,7 @@ def test_reference_is_the_median_approved_row():
 @pytest.fixture(scope="module")
 def decider(trained):
     """The naive model (gender and age are features) under the mitigated policy."""
-    return Decider(load_serving_bundle(trained.tag))
+    return Decider(load_serving_bundle(trained.tag, "mitigated"))
 
 
 def _pushed_until_denied(decider, field, values):
@@ -166,9 +166,9 @@ def test_batch_and_single_give_the_same_reasons(decider):
 def test_gradient_boosting_reasons_by_occlusion(tmp_path):
     from training.pipeline import TrainConfig, run_training
 
-    result = run_training(
-        TrainConfig(rows=20_000, seed=3, model="gbm", bootstrap=0, reports_dir=None, save=False)
-    )
+    config = TrainConfig(rows=20_000, seed=3, model="gbm", bootstrap=0, reports_dir=None,
+                         save=False, mitigation="thresholds")  # fmt: skip
+    result = run_training(config)
     explainer = Explainer(result.feature_builder, result.scorer, result.reference)
     base = generate_applicants(1, seed=5)
     rows = []

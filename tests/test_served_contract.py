@@ -30,7 +30,7 @@ def saved(trained) -> tuple[str, Path]:
         name=NAME, scorer=trained.scorer, policy=trained.policy, randomized=trained.randomized,
         features=trained.feature_builder, contract_text=trained.contract_text,
         synthesis=trained.synthesis, reference=trained.reference, metadata={},
-        sklearn_model=trained.model,
+        sklearn_model=trained.model, lda=trained.lda,
     )  # fmt: skip
     return tag, Path(bentoml.models.get(tag).path)
 
@@ -60,7 +60,7 @@ def test_an_unreadable_contract_is_reported_never_replaced(trained):
         name="fairgate-served-broken", scorer=trained.scorer, policy=trained.policy,
         randomized=trained.randomized, features=trained.feature_builder,
         contract_text=trained.contract_text, synthesis=trained.synthesis,
-        reference=trained.reference, metadata={}, sklearn_model=trained.model,
+        reference=trained.reference, metadata={}, sklearn_model=trained.model, lda=trained.lda,
     )  # fmt: skip
     (Path(bentoml.models.get(tag).path) / CONTRACT_FILE).write_text("[fields\nnot toml")
     with pytest.raises(ServedModelError, match=rf"^{tag}: cannot read its contract \(contract"):

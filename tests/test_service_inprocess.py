@@ -9,6 +9,7 @@ from fairgate.draw import DrawKey
 from fairgate.generator import generate_applicants, to_records
 from fairgate.schema import MAX_BATCH, Applicant, group_keys, synthetic_features
 from tests.suite_home import TEST_PROBE_TOKEN
+from tests.synthetic_oracle import FeatureSpec
 
 EXAMPLE = Applicant.model_json_schema()["example"]
 
@@ -23,8 +24,9 @@ def test_decide_returns_the_documented_fields(client, trained):
     assert body["decision"] in {"approve", "deny"}
     assert body["decision"] == ("approve" if body["approved"] else "deny")
     assert body["group"] == "female" and body["rule"] == "female"
-    assert body["policy_version"] == trained.policy.version
-    assert body["policy_mode"] == "mitigated"
+    # The default policy: the less discriminatory alternative.
+    assert body["policy_version"] == trained.lda.policy.version
+    assert body["policy_mode"] == "lda"
     assert body["model_version"] == trained.tag
     assert body["probe"] is False
 
@@ -43,25 +45,42 @@ def test_same_application_same_decision_across_calls_and_batches(client):
 
 
 def test_service_decisions_equal_hand_applied_cuts(client, trained):
-    """Served decision = scikit-learn's score > the group's cut from the published policy."""
+    """Served decision (the default, lda) = the chosen alternative's score on the frozen
+    pre-contract feature builder (no protected feature) > the one published cut."""
     columns = generate_applicants(300, seed=32)
     served = client.post("/decide_batch", json={"applications": to_records(columns)}).json()[
         "decisions"
     ]
+    features = FeatureSpec(include_sensitive=False).build(columns)
+    scores = trained.lda.scorer.score(features)
+    policy = client.get("/policy").json()["policy"]
+    cuts = {float(rule["threshold0"]) for rule in [*policy["rules"].values(), policy["unseen"]]}
+    assert len(cuts) == 1
+    assert [d["approved"] for d in served] == (scores > cuts.pop()).tolist()
+    assert {d["approval_probability"] for d in served} <= {0.0, 1.0}
+    assert {d["policy_mode"] for d in served} == {"lda"}
+    assert [d["score"] for d in served] == pytest.approx(scores.tolist(), abs=1e-12)
+
+
+def test_mitigated_decisions_equal_hand_applied_cuts(trained):
+    """Mitigated decision = scikit-learn's score > the group's cut from the stored policy."""
+    decider = Decider(load_serving_bundle(trained.tag, "mitigated"))
+    columns = generate_applicants(300, seed=32)
+    decided = decider.decide([Applicant(**r) for r in to_records(columns)])
     features = synthetic_features(include_sensitive=True).build(columns)
     scores = trained.model.predict_proba(features)[:, 1]
-    rules = client.get("/policy").json()["policy"]["rules"]
+    rules = decider.policy.to_dict()["rules"]
     expected = [
         bool(score > float(rules[gender]["threshold0"]))
         for score, gender in zip(scores, columns["gender"], strict=True)
         if gender in rules
     ]
-    seen = [d for d in served if d["rule"] in rules]
-    assert len(seen) > 250
-    assert [d["approved"] for d in seen] == expected
-    assert {d["approval_probability"] for d in served} <= {0.0, 1.0}
-    assert {d["policy_mode"] for d in served} == {"mitigated"}
-    assert [d["score"] for d in served] == pytest.approx(scores.tolist(), abs=1e-12)
+    seen = np.isin(decided.group, list(rules))
+    assert seen.sum() > 250
+    assert decided.approved[seen].tolist() == expected
+    assert set(decided.probability.tolist()) <= {0.0, 1.0}
+    assert decider.policy.mode == "mitigated"
+    np.testing.assert_allclose(decided.score, scores, rtol=0, atol=1e-12)
 
 
 def _denied_under_fresh_ids(post, record: dict, n: int = 1000) -> int:
@@ -191,8 +210,8 @@ def test_malformed_json_is_a_400(client):
 
 def test_policy_and_openapi(client, trained):
     policy = client.get("/policy").json()
-    assert policy["policy"]["version"] == trained.policy.version
-    assert policy["model_version"] == trained.tag and policy["policy_mode"] == "mitigated"
+    assert policy["policy"]["version"] == trained.lda.policy.version
+    assert policy["model_version"] == trained.tag and policy["policy_mode"] == "lda"
     assert set(policy["policy"]["rules"]) == {"female", "male"}
     assert "demographic_parity_ratio" in policy["training"]["fairness"]["mitigated"]
     spec = client.get("/docs.json").json()

@@ -170,6 +170,7 @@ def test_one_model_per_deployment_across_a_newer_model_and_a_worker_restart(trai
             reference=trained.reference,
             metadata={"purpose": "newer model trained while serving"},
             sklearn_model=trained.model,
+            lda=trained.lda,
         )
         assert str(bentoml.models.get(DEFAULT_MODEL).tag) == newer != resolved
         killed = workers[0].pid

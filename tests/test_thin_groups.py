@@ -295,7 +295,7 @@ def test_the_headline_uses_the_contracts_attribute_name(trained_spanish):
 def test_a_real_book_carries_no_synthetic_bias(trained_spanish):
     metrics = json.loads((trained_spanish.config.reports_dir / "metrics.json").read_text())
     assert metrics["config"]["bias"] is None and metrics["config"]["rows"] is None
-    served = _artifact_metadata(trained_spanish.metrics, "&")  # what GET /policy shows
+    served = _artifact_metadata(trained_spanish.metrics, "&", trained_spanish.lda)  # GET /policy
     assert served["config"]["bias"] is None
     assert served["fairness"]["mitigated"]["too_small"] == {"65+": metrics["mitigated"]["groups"][
         "Age_band"]["too_small"]["65+"]}  # fmt: skip

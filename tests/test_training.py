@@ -122,8 +122,10 @@ def test_reports_and_artifacts_are_written(trained):
     metrics = json.loads((reports / "metrics.json").read_text())
     assert metrics["tag"] == trained.tag
     assert trained.tag in {str(m.tag) for m in bentoml.models.list()}
-    bundle = load_serving_bundle(trained.tag)
+    bundle = load_serving_bundle(trained.tag, "mitigated")
     assert bundle.policy.version == trained.policy.version and bundle.policy.mode == "mitigated"
+    default = load_serving_bundle(trained.tag)  # the less discriminatory alternative
+    assert default.policy.version == trained.lda.policy.version and default.policy.mode == "lda"
     randomized = load_serving_bundle(trained.tag, "randomized")
     assert randomized.policy.version == trained.randomized.version
     assert randomized.policy.randomized
@@ -136,6 +138,10 @@ def test_training_is_reproducible(tmp_path):
     a, b = run_training(config), run_training(config)
     assert a.metrics["data"]["fingerprint"] == b.metrics["data"]["fingerprint"]
     assert a.policy.to_dict() == b.policy.to_dict()
+    # The search too: the same candidates, figures and choice (its duration aside).
+    assert a.lda.policy.to_dict() == b.lda.policy.to_dict()
+    timeless = ({k: v for k, v in r.metrics["lda"].items() if k != "seconds"} for r in (a, b))
+    assert next(timeless) == next(timeless)
 
 
 def test_cli_train_and_bad_option(tmp_path):

@@ -217,6 +217,14 @@ def selection_fairness(
     }
 
 
+def sandbox_metrics(y_pred: np.ndarray, repaid: np.ndarray) -> dict[str, float]:
+    """Agreement with who repaid: known only in the synthetic sandbox, where the book says
+    whether every applicant, the denied included, would have repaid. A real book cannot
+    say it of the applicants it denied, so these figures exist for the synthetic book alone.
+    """
+    return {"accuracy_repaid": float(accuracy_score(repaid, y_pred))}
+
+
 def fairness_report(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -225,10 +233,18 @@ def fairness_report(
     *,
     n_boot: int,
     seed: int,
+    repaid: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Overall metrics plus ``group_fairness`` for each named grouping (attribute or cross)."""
+    """Overall metrics plus ``group_fairness`` for each named grouping (attribute or cross).
+
+    With ``repaid`` (the synthetic book's ground truth), ``overall`` gains ``sandbox``:
+    ``{"accuracy_repaid": ...}`` (``sandbox_metrics``).
+    """
+    overall: dict[str, Any] = overall_metrics(y_true, y_pred, y_score)
+    if repaid is not None:
+        overall["sandbox"] = sandbox_metrics(y_pred, repaid)
     return {
-        "overall": overall_metrics(y_true, y_pred, y_score),
+        "overall": overall,
         "groups": {
             name: group_fairness(y_true, y_pred, keys, n_boot=n_boot, seed=seed)
             for name, keys in groupings.items()

@@ -1,4 +1,10 @@
-"""One training run: loan book -> split -> fit -> audit -> mitigate -> compile -> save."""
+"""One training run: loan book -> split -> fit -> audit -> mitigate -> compile -> save.
+
+Mitigation (``TrainConfig.mitigation``): ``lda`` (the default) searches a less
+discriminatory alternative (``training/lda_stage.py``) besides compiling the group-threshold
+policies; ``thresholds`` compiles those alone (faster, and the model then has no ``lda``
+mode). The group-threshold modes are built and servable either way.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -25,6 +31,7 @@ from training.compile_model import compile_model
 from training.compile_policy import deterministic_policy
 from training.contract_fills import with_learnt_fills
 from training.fairness import fairness_report
+from training.lda_stage import LdaOutcome, check_lda_features, run_lda
 from training.loan_book import BiasConfig, LoanBook, load_loan_book, synthetic_loan_book
 from training.mitigate import Constraint, Objective, compile_policy, fit_threshold_optimizer
 from training.model import ModelKind, build_model
@@ -32,6 +39,8 @@ from training.report import write_reports
 from training.save_model import save_artifacts
 
 Step = Callable[[str], None]
+Mitigation = Literal["lda", "thresholds"]
+MITIGATIONS: Final[tuple[str, ...]] = get_args(Mitigation)
 _PACKAGES = ("fairgate", "scikit-learn", "fairlearn", "numpy", "mimesis", "bentoml")
 
 
@@ -44,6 +53,8 @@ class TrainConfig:
     include_sensitive: bool = False
     constraint: Constraint = "demographic_parity"
     objective: Objective = "accuracy_score"
+    # "lda": also search a less discriminatory alternative (the default served policy).
+    mitigation: Mitigation = "lda"
     # Empty: the contract's [groups] policy / audit lists.
     attributes: tuple[str, ...] = ()
     audit_attributes: tuple[str, ...] = ()
@@ -74,7 +85,7 @@ class TrainResult:
     model: Any
     optimizer: Any
     scorer: Scorer
-    policy: ThresholdPolicy  # the served default: deterministic thresholds ("mitigated")
+    policy: ThresholdPolicy  # deterministic group thresholds ("mitigated")
     randomized: ThresholdPolicy  # fairlearn's randomized rule, compiled as is
     metrics: dict[str, Any]
     tag: str | None
@@ -82,6 +93,7 @@ class TrainResult:
     contract_text: str
     synthesis: dict[str, Any]
     reference: np.ndarray  # the reasons' reference applicant, in model columns
+    lda: LdaOutcome | None = None  # None: trained with mitigation "thresholds"
 
     @property
     def contract(self) -> Contract:
@@ -245,6 +257,10 @@ def run_training(
 ) -> TrainResult:
     """Train, audit, mitigate and (``config.save``) store; ``artifact_key`` signs the store
     entry (kept out of ``TrainConfig``, which is written to the reports)."""
+    if config.mitigation not in MITIGATIONS:
+        raise ValueError(
+            f"mitigation must be one of {', '.join(MITIGATIONS)}, got {config.mitigation!r}"
+        )
     step("loan book")
     contract, contract_text = resolve_contract(config)
     config = resolved(config, contract)
@@ -265,6 +281,8 @@ def run_training(
     contract_text = with_learnt_fills(contract_text, fills, len(split.train))
     contract = parse_contract(contract_text)
     _check_missing_for_model(contract, config)
+    if config.mitigation == "lda":
+        check_lda_features(contract)  # before any fit, not after minutes of them
     spec = ContractFeatures(contract, include_sensitive=config.include_sensitive)
     features = spec.build(book.columns)
 
@@ -277,6 +295,8 @@ def run_training(
     test_columns = _take(book.columns, split.test)
     test_groupings = groupings(contract, test_columns, config.attributes, config.audit_attributes)
     y_test = book.label[split.test]
+    # The sandbox's ground truth, where there is one (the synthetic book).
+    repaid_test = None if book.repaid is None else book.repaid[split.test]
     test_scores = scorer.score(features[split.test])
     baseline = fairness_report(
         y_test,
@@ -285,6 +305,7 @@ def run_training(
         test_groupings,
         n_boot=config.bootstrap,
         seed=config.seed,
+        repaid=repaid_test,
     )
 
     step("mitigate")
@@ -320,6 +341,7 @@ def run_training(
         test_groupings,
         n_boot=config.bootstrap,
         seed=config.seed,
+        repaid=repaid_test,
     )
     # The randomized column is fairlearn's own seeded predict: the figures the deterministic
     # thresholds are compiled to reproduce, from the library rather than from our compilation.
@@ -333,7 +355,35 @@ def run_training(
         test_groupings,
         n_boot=config.bootstrap,
         seed=config.seed,
+        repaid=repaid_test,
     )
+
+    lda = None
+    if config.mitigation == "lda":
+        step("search less discriminatory alternative")
+        lda = run_lda(
+            contract,
+            book.columns,
+            book.label,
+            train=split.train,
+            validation=validation,
+            test=split.test,
+            attributes=config.attributes,
+            audit=config.audit_attributes,
+            rule_groups=list(policy.rules),
+            main_scores=validation_scores,
+            main_policies={
+                "mitigated": policy.decide(validation_scores, policy_groups[validation])[0],
+                "randomized": optimizer.predict(
+                    features[validation],
+                    sensitive_features=policy_groups[validation],
+                    random_state=config.seed,
+                ),
+            },
+            repaid=book.repaid,
+            seed=config.seed,
+            n_boot=config.bootstrap,
+        )
 
     attribute = contract.groups.separator.join(config.attributes)
     # Field summaries the prober and load tests synthesize from: the whole book, and the
@@ -373,6 +423,9 @@ def run_training(
         "versions": {name: version(name) for name in _PACKAGES}
         | {"python": platform.python_version()},
     }
+    if lda is not None:
+        # Absent when trained with --mitigation thresholds (no search, no lda mode).
+        metrics["lda"] = lda.metrics
     tag = None
     if config.save:
         step("save artifacts")
@@ -385,8 +438,9 @@ def run_training(
             contract_text=contract_text,
             synthesis=synthesis_dict,
             reference=reference,
-            metadata=_artifact_metadata(metrics, contract.groups.separator),
+            metadata=_artifact_metadata(metrics, contract.groups.separator, lda),
             sklearn_model=model,
+            lda=lda,
             artifact_key=artifact_key,
         )
         metrics["tag"] = tag
@@ -415,6 +469,7 @@ def run_training(
         contract_text=contract_text,
         synthesis=synthesis_dict,
         reference=reference,
+        lda=lda,
     )
 
 
@@ -430,8 +485,11 @@ def _config_dict(config: TrainConfig) -> dict[str, Any]:
     return data
 
 
-def _artifact_metadata(metrics: dict[str, Any], separator: str) -> dict[str, Any]:
-    """What the service exposes on GET /policy: config, data identity, training-time fairness."""
+def _artifact_metadata(
+    metrics: dict[str, Any], separator: str, lda: LdaOutcome | None
+) -> dict[str, Any]:
+    """What the service exposes on GET /policy: config, data identity, training-time
+    fairness, and the less discriminatory alternative's summary (``lda``; None without)."""
     attribute = separator.join(metrics["config"]["attributes"])
     summary = {
         label: {
@@ -457,5 +515,6 @@ def _artifact_metadata(metrics: dict[str, Any], separator: str) -> dict[str, Any
         "contract": metrics["contract"],
         "data": metrics["data"],
         "fairness": summary,
+        "lda": None if lda is None else lda.summary(),
         "versions": metrics["versions"],
     }

@@ -20,7 +20,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_curve
 
+from training.lda_plot import plot_lda_pareto
+from training.report_lda import disparity_attribute, lda_section
+from training.report_policies import lda_paragraph, lda_rule, policy_table, served_note
+
 FOUR_FIFTHS: Final[float] = 0.8
+LDA_PLOT: Final[str] = "lda_pareto.png"
 _PLOTTED: Final[tuple[str, ...]] = ("selection_rate", "true_positive_rate", "false_positive_rate")
 
 
@@ -167,24 +172,6 @@ def _table(result: dict, attribute: str) -> list[str]:
     return rows
 
 
-def _policy_row(label: str, result: dict[str, Any], attribute: str) -> str:
-    g = result["groups"][attribute]
-    disparities = " | ".join(
-        _figure(g[name])
-        for name in (
-            "demographic_parity_difference",
-            "demographic_parity_ratio",
-            "true_positive_rate_difference",
-            "false_positive_rate_difference",
-            "equalized_odds_difference",
-        )
-    )
-    return (
-        f"| {label} | {result['overall']['accuracy']:.4f} | {result['overall']['f1']:.4f} "
-        f"| {result['overall']['selection_rate']:.4f} | {disparities} |"
-    )
-
-
 def _fit_rows(metrics: dict[str, Any]) -> list[str]:
     rows = []
     for group, fit in metrics["deterministic_fit"].items():
@@ -236,27 +223,18 @@ def markdown_report(metrics: dict[str, Any]) -> str:
         f"the demographic parity ratio from {_figure(tradeoff['dp_ratio_before'], '.2f')} to "
         f"{_figure(tradeoff['dp_ratio_after'], '.2f')}.",
         "",
+        *lda_paragraph(metrics, policy_attr),
         "The four-fifths line: a group's approval rate below 80% of the most-approved group's "
         "is the usual red flag for disparate impact. Groups of fewer than "
         f"{base['groups'][policy_attr]['min_group_size']} applicants in the test split are "
         "too small to judge: they are shown, but left out of every ratio and difference.",
         "",
-        "## Unmitigated, randomized and deterministic policies (test split)",
+        "## Every policy (test split)",
         "",
-        "The served default is the deterministic one (one threshold per group); the randomized "
-        "one is fairlearn's ThresholdOptimizer rule as fitted, realised here by fairlearn's "
-        "own seeded `predict`.",
+        served_note(metrics),
         "",
-        "| policy | accuracy | F1 | approval rate | DP difference | DP ratio | TPR difference "
-        "| FPR difference | EO difference |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *policy_table(metrics, policy_attr),
     ]
-    for label, result in (
-        ("unmitigated", base),
-        ("randomized", metrics["randomized"]),
-        ("deterministic", after),
-    ):
-        lines.append(_policy_row(label, result, policy_attr))
     lines += [
         "",
         "## How close the deterministic thresholds come (validation split)",
@@ -288,9 +266,13 @@ def markdown_report(metrics: dict[str, Any]) -> str:
             "",
             *_table(after, attribute),
         ]
+    heading = "## The decision policy"
+    if "lda" in metrics:
+        lines += ["", *lda_rule(metrics)]
+        heading = "## The group-threshold policy (`mitigated`)"
     lines += [
         "",
-        "## The decision policy",
+        heading,
         "",
         f"Constraint `{metrics['policy']['constraint']}`, "
         f"objective `{metrics['policy']['objective']}`, version `{metrics['policy']['version']}`.",
@@ -306,6 +288,8 @@ def markdown_report(metrics: dict[str, Any]) -> str:
         f"| unseen group ({metrics['policy']['unseen_rule']}) | "
         f"{metrics['policy']['unseen']['reads']} |"
     )
+    if "lda" in metrics:
+        lines += ["", *lda_section(metrics["lda"], image=LDA_PLOT)]
     lines += ["", "![rates](group_rates.png)", "", "![roc](roc_thresholds.png)", ""]
     return "\n".join(lines)
 
@@ -329,5 +313,9 @@ def write_reports(
     paths[0].write_text(json.dumps(metrics, indent=2, sort_keys=True))
     plot_group_rates(metrics["baseline"], metrics["mitigated"], attribute, paths[1])
     plot_roc_with_thresholds(labels, scores, groups, metrics["policy"], paths[2])
-    paths[3].write_text(markdown_report(metrics))
+    if "lda" in metrics:
+        paths.insert(3, directory / LDA_PLOT)
+        lda = metrics["lda"]
+        plot_lda_pareto(lda, paths[3], attribute=disparity_attribute(lda, attribute))
+    paths[-1].write_text(markdown_report(metrics))
     return paths

@@ -15,6 +15,9 @@ import numpy as np
 
 from fairgate.artifacts import (
     CONTRACT_FILE,
+    LDA_POLICY_FILE,
+    LDA_REASONS_FILE,
+    LDA_SCORER_FILE,
     METADATA_FILE,
     POLICY_FILE,
     RANDOMIZED_POLICY_FILE,
@@ -28,6 +31,7 @@ from fairgate.artifacts import (
 from fairgate.contract_features import ContractFeatures
 from fairgate.policy import ThresholdPolicy
 from fairgate.scorer import Scorer, save_scorer
+from training.lda_stage import LdaOutcome
 
 
 def save_artifacts(
@@ -43,9 +47,11 @@ def save_artifacts(
     metadata: dict[str, Any],
     sklearn_model: Any,
     artifact_key: bytes | None = None,
+    lda: LdaOutcome | None = None,
 ) -> str:
     """Save both policies, the scorer, the contract (as given), the synthesis summaries and
-    the model; return the tag (``name:version``).
+    the model; with ``lda``, the less discriminatory alternative's scorer, policy and
+    reasons' reference beside them. Return the tag (``name:version``).
 
     Every file is checksummed; with ``artifact_key`` the checksum table is signed too.
     """
@@ -58,6 +64,14 @@ def save_artifacts(
         (staging / SYNTHESIS_FILE).write_text(json.dumps(synthesis, indent=1))
         reasons = {"feature_names": list(features.names), "reference": reference.tolist()}
         (staging / REASONS_FILE).write_text(json.dumps(reasons, indent=1))
+        if lda is not None:
+            save_scorer(lda.scorer, staging / LDA_SCORER_FILE)
+            (staging / LDA_POLICY_FILE).write_text(json.dumps(lda.policy.to_dict(), indent=2))
+            lda_reasons = {
+                "feature_names": list(lda.features.names),
+                "reference": lda.reference.tolist(),
+            }
+            (staging / LDA_REASONS_FILE).write_text(json.dumps(lda_reasons, indent=1))
         body = metadata | {
             "include_sensitive": features.include_sensitive,
             "feature_names": list(features.names),
@@ -75,6 +89,8 @@ def save_artifacts(
             "constraint": policy.constraint,
             "contract": features.contract.name,
         }
+        if lda is not None:
+            labels["lda_policy_version"] = lda.policy.version
         with bentoml.models.create(name, labels=labels, metadata=recorded) as model:
             for file in staging.iterdir():
                 shutil.copy2(file, model.path_of(file.name))
