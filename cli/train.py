@@ -144,7 +144,8 @@ def train(
     tradeoff = result.metrics["tradeoff"]
     typer.echo(f"saved {result.tag}")
     typer.echo(
-        f"demographic parity ratio {_ratio(tradeoff['dp_ratio_before'])} -> "
+        f"group thresholds (policy mitigated): demographic parity ratio "
+        f"{_ratio(tradeoff['dp_ratio_before'])} -> "
         f"{_ratio(tradeoff['dp_ratio_after'])}; accuracy change {tradeoff['accuracy_cost']:+.1%}"
     )
     if result.lda is not None:

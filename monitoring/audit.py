@@ -38,8 +38,12 @@ def _sentence(text: str) -> str:
 def gap_title(gap: Gap) -> str:
     """E.g. 'annual_income gap (more needed by female than by male)', in the contract's own
     field; the group that needs more is named first, whichever sign the median has."""
-    more = "more" if gap.direction > 0 else "less"
     read = reading(gap)
+    if read.median == 0 and read.p90 == 0:
+        # A blind model: no twin needs anything more; naming one group first would say
+        # the opposite of the figures.
+        return f"{gap.field} gap (none: {gap.group_a} and {gap.group_b} need the same)"
+    more = "more" if gap.direction > 0 else "less"
     return f"{gap.field} gap ({more} needed by {read.first} than by {read.second})"
 
 

@@ -157,3 +157,12 @@ def test_a_negative_gap_in_a_less_is_better_field_reads_the_other_way():
         "Months gap (less needed by north than by south): median 4.00 months, p90 6.00 months"
     )
     assert expected in page
+
+
+def test_no_gap_names_no_group_as_needing_more():
+    # A blind model: every twin pair needs the same income (all differences 0).
+    gap = Gap("gender", "female", "male", "annual_income", "dollars", 1, 100, 100, 0, 0,
+              0.0, 0.0, 0.0, np.zeros(100), p10=0.0)  # fmt: skip
+    page = markdown(CycleResult("http://127.0.0.1:1", 0, "synthetic", [], gap))
+    assert "Annual_income gap (none: female and male need the same)" in page
+    assert "more needed by" not in page
