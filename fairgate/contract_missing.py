@@ -2,9 +2,9 @@
 
 A field that says ``missing = "median"`` or ``"most_frequent"`` is filled with a value learnt
 from the training rows (``learn_fills``), written into the copy of the contract stored with
-the model (``with_fills``), so training and serving fill alike: one feature builder reads
-the filled contract (``fairgate.contract_features``). ``"constant"`` takes the contract's own
-``fill``; ``"model"`` leaves a number missing (NaN) for a model that takes it.
+the model (``training/contract_fills.py``), so training and serving fill alike: one feature
+builder reads the filled contract (``fairgate.contract_features``). ``"constant"`` takes the
+contract's own ``fill``; ``"model"`` leaves a number missing (NaN) for a model that takes it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from fairgate.contract import Contract, FieldSpec, contract_from_mapping, contract_to_mapping
+from fairgate.contract import Contract, FieldSpec
 
 LEARNT: Final[tuple[str, ...]] = ("median", "most_frequent")
 NOTHING_TO_LEARN: Final[str] = (
@@ -61,15 +61,6 @@ def learn_fills(contract: Contract, columns: Mapping[str, np.ndarray]) -> dict[s
         for spec in contract.fields
         if spec.missing in LEARNT
     }
-
-
-def with_fills(contract: Contract, fills: Mapping[str, Any]) -> Contract:
-    """``contract`` with ``fills`` set on its fields (validated like any contract)."""
-    raw = contract_to_mapping(contract)
-    for field in raw["fields"]:
-        if field["name"] in fills:
-            field["fill"] = fills[field["name"]]
-    return contract_from_mapping(raw)
 
 
 def fill_values(contract: Contract, fields: tuple[str, ...]) -> list[tuple[str, Any, bool]]:

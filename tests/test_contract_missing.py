@@ -15,10 +15,11 @@ from fairgate.contract import (
     MISSING_REQUIRED,
     ContractError,
     contract_from_mapping,
+    contract_to_mapping,
     parse_contract,
 )
 from fairgate.contract_features import ContractFeatures, RequestColumns, group_keys
-from fairgate.contract_missing import NOT_LEARNT, learn_fills, with_fills
+from fairgate.contract_missing import NOT_LEARNT, learn_fills
 from fairgate.contract_request import request_model
 from fairgate.contract_rules import OPTIONAL_INPUT, PROTECTED_FILLED, PROTECTED_OPTIONAL
 from fairgate.contract_synth import record_marginals, synthesize
@@ -98,6 +99,16 @@ BOOK = {
     "age": np.array([30.0, 45.0, NAN, 60.0, 22.0]),
     "black": np.array([0, 1, 0, 1, 1]),
 }
+
+
+def with_fills(contract, fills):
+    """The contract with ``fills`` set, built from its mapping (not from its TOML text, as
+    training/contract_fills.py writes the model's copy): the two must agree."""
+    raw = contract_to_mapping(contract)
+    for field in raw["fields"]:
+        if field["name"] in fills:
+            field["fill"] = fills[field["name"]]
+    return contract_from_mapping(raw)
 
 
 def trained_contract():
