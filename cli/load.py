@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.errors import fail
 from cli.train import train_default
 from service.launch import REPO
+
+if TYPE_CHECKING:
+    from fairgate.contract import Contract
 
 DEFAULT_SLO = REPO / "loadtests" / "slo.toml"
 
@@ -29,6 +32,14 @@ def loadtest(
     out: Annotated[Path, typer.Option(help="Directory for Locust's CSV and HTML.")] = Path(
         "loadtest-out"
     ),
+    drift: Annotated[
+        str,
+        typer.Option(
+            envvar="FAIRGATE_DRIFT",
+            help="Shift the population: FIELD*FACTOR[@FIELD=VALUE], comma-separated, "
+            "e.g. annual_income*0.8@gender=female.",
+        ),
+    ] = "",
 ) -> None:
     """Headless Locust run of loadtests/locustfile.py; exits 1 if an SLO is missed."""
     import tomllib
@@ -36,6 +47,7 @@ def loadtest(
 
     from fairgate.artifacts import ArtifactError, ModelNotFound, load_serving_bundle
     from fairgate.probe_auth import new_token
+    from fairgate.schema import SYNTHETIC_CONTRACT
     from loadtests.failures import probe_token_hint, read_failures
     from loadtests.runner import LocustRun, run_locust
     from loadtests.server import Server, running_server
@@ -45,10 +57,15 @@ def loadtest(
         slo = slo_from_mapping(tomllib.loads(slo_file.read_text()))
     except (SloError, tomllib.TOMLDecodeError) as error:
         fail(f"{slo_file}: {error}")
-    if target is None:
+    if target is not None and drift:
+        _check_drift(drift, _served_contract(target))
+    elif target is None:
         try:
-            load_serving_bundle()
+            # The drift is checked before a model is trained or a service started: against
+            # the stored model's contract, or the default book's when it is about to be trained.
+            _check_drift(drift, load_serving_bundle().contract)
         except ModelNotFound:
+            _check_drift(drift, SYNTHETIC_CONTRACT)
             train_default()
         except ArtifactError as error:
             fail(error)
@@ -63,10 +80,21 @@ def loadtest(
         else nullcontext(Server(target, 0))
     )
     with server as running:
-        typer.echo(f"load test: {users} users for {run_time} against {running.url}")
+        if target is None and drift:
+            # The pool is built from the started service's own contract (its GET /policy),
+            # which FAIRGATE_MODEL may make another model's than the one checked above.
+            _check_drift(drift, _served_contract(running.url))
+        drifted = f", drift {drift}" if drift else ""
+        typer.echo(f"load test: {users} users for {run_time} against {running.url}{drifted}")
+        # Always set, so the run's drift is the one checked here, never a stale one.
+        locust_env = env | {"FAIRGATE_DRIFT": drift}
         stats = run_locust(
             LocustRun(
-                host=running.url, users=users, run_time=run_time, spawn_rate=spawn_rate, env=env
+                host=running.url,
+                users=users,
+                run_time=run_time,
+                spawn_rate=spawn_rate,
+                env=locust_env,
             ),
             out / "locust",
             html=out / "report.html",
@@ -88,6 +116,26 @@ def loadtest(
             typer.echo(f"hint: {hint}")
         raise typer.Exit(1)
     typer.echo(f"all SLOs met ({slo_file})")
+
+
+def _check_drift(drift: str, contract: Contract) -> None:
+    """Exit 2 with the ``DriftError`` message if ``drift`` does not fit ``contract``."""
+    from loadtests.drift import DriftError, parse_drift
+
+    try:
+        parse_drift(drift, contract)
+    except DriftError as error:
+        fail(f"--drift: {error}")
+
+
+def _served_contract(url: str) -> Contract:
+    """The contract of the service at ``url`` (its ``GET /policy``): the load pool's."""
+    from loadtests.pool import target_policy
+
+    try:
+        return target_policy(url)[0]
+    except (OSError, ValueError, KeyError) as error:
+        fail(f"--drift: cannot read the contract of {url} (GET /policy/): {error}")
 
 
 def bench(

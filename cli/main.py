@@ -8,6 +8,7 @@ from cli.audit import audit
 from cli.demo import demo
 from cli.init import init
 from cli.load import bench, loadtest
+from cli.policy import policy
 from cli.probe import probe
 from cli.record import record
 from cli.serve import serve
@@ -40,6 +41,7 @@ SUMMARIES = {
 for command, summary in SUMMARIES.items():
     app.command(short_help=summary)(command)
 app.add_typer(record, name="record", short_help="Verify, export or prune the decision record.")
+app.add_typer(policy, name="policy", short_help="Online thresholds: recalibrate, diff, promote.")
 
 if __name__ == "__main__":
     app()

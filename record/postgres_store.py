@@ -16,6 +16,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from record.entry import StoredRecord, format_time
+from record.policy_schema import POSTGRES as POLICY_SCHEMA
 from record.store import (
     HEAD_TABLE,
     PRUNE_TABLE,
@@ -110,6 +111,7 @@ class PostgresStore(RecordStore):
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             conn.execute(SCHEMA)
+            conn.execute(POLICY_SCHEMA)
 
     def _connect(self) -> psycopg.Connection:
         conn = psycopg.connect(self.dsn, connect_timeout=max(1, round(self.connect_timeout)),

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from record.entry import StoredRecord
+from record.policy_schema import SQLITE as POLICY_SCHEMA
 from record.store import (
     HEAD_TABLE,
     PRUNE_TABLE,
@@ -97,7 +98,7 @@ class SqliteStore(RecordStore):
                 raise RecordStoreError(f"{self.path} holds no decision record")
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn().executescript(SCHEMA)
+        self._conn().executescript(SCHEMA + POLICY_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: transactions are begun and ended here, explicitly.

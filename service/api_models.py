@@ -44,7 +44,16 @@ class PolicyView(BaseModel):
 
     model_version: str
     policy_mode: PolicyMode
-    policy: dict[str, Any]
+    policy_version: str = Field(description="The version deciding now (the active one).")
+    trained_policy_version: str = Field(description="The version the model was trained with.")
+    policy: dict[str, Any] = Field(description="The active version's rules.")
+    history: list[dict[str, Any]] = Field(
+        description="This model and mode's entries in the policy store, newest first: "
+        "versions (parent, author, reason, window, expected effect) and promotions or rollbacks."
+    )
+    policy_poll_seconds: float = Field(
+        description="How often each worker looks for a new active version (0: never)."
+    )
     training: dict[str, Any]
     contract: dict[str, Any] = Field(
         description="The loan book's data contract (fields, label, protected attributes, "

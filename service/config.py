@@ -26,6 +26,7 @@ environment at import time.
 | FAIRGATE_RECORD_URL | (in DATA_DIR) | sqlite:///$FAIRGATE_DATA_DIR/record.sqlite by default |
 | FAIRGATE_RECORD_READ_TOKEN | (none) | bearer token of ``GET /decisions/{id}``; none: 404 |
 | FAIRGATE_RECORD_READ_TOKEN_FILE | (none) | a file holding that token instead |
+| FAIRGATE_POLICY_POLL | 1 | seconds between a worker's looks at the policy store; 0: never |
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ DEFAULT_MAX_BODY_BYTES: Final[int] = 2 * 1024 * 1024
 # The largest valid request (1,000 applications) is about 0.5 MB.
 MIN_BODY_BYTES: Final[int] = 1024
 MAX_WORKERS: Final[int] = 64
+# A promoted policy version reaches every worker within one poll (the issue asks 5 s).
+DEFAULT_POLICY_POLL: Final[float] = 1.0
+MAX_POLICY_POLL: Final[float] = 60.0
 # BentoML's tag grammar: a name, optionally ":version" (``latest`` included).
 _TAG: Final[re.Pattern[str]] = re.compile(
     r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
@@ -67,6 +71,7 @@ _TAG: Final[re.Pattern[str]] = re.compile(
 # Problems, each starting with the setting as the user gave it: ``FAIRGATE_POLICY='x'`` for a
 # variable, ``--policy 'x'`` for a flag (``Settings.shown``).
 NOT_A_NUMBER: Final[str] = "{setting}: expected a whole number from {low} to {high}"
+NOT_SECONDS: Final[str] = "{setting}: expected seconds, a number from {low:g} to {high:g}"
 OUT_OF_RANGE: Final[str] = "{setting}: must be from {low} to {high}"
 NOT_ONE_OF: Final[str] = "{setting}: must be one of {allowed}"
 NOT_A_TAG: Final[str] = "{setting}: not a model tag (name or name:version)"
@@ -133,6 +138,8 @@ class ServiceConfig:
     # None: FAIRGATE_RECORD=off, decisions are answered without a record.
     record_url: str | None = DEFAULT_RECORD_URL
     record_read_token: str | None = None
+    # Seconds between a worker's looks at the policy store (0: the trained policy, always).
+    policy_poll: float = DEFAULT_POLICY_POLL
 
     def __repr__(self) -> str:  # the keys never reach a log line
         secret = {
@@ -194,6 +201,20 @@ def _integer(
     value = int(text)
     if not low <= value <= high:
         problems.append(OUT_OF_RANGE.format(setting=env.shown(name, value), low=low, high=high))
+    return value
+
+
+def _seconds(env: Settings, name: str, default: float, high: float, problems: list[str]) -> float:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= high:  # NaN fails this too
+        problems.append(NOT_SECONDS.format(setting=env.shown(name, text), low=0, high=high))
+        return default
     return value
 
 
@@ -297,6 +318,8 @@ def service_config(
         read_token = token_from_env(settings, READ_TOKEN_VARIABLE)
     except ValueError as error:
         problems.append(str(error))
+    poll = _seconds(settings, "FAIRGATE_POLICY_POLL", DEFAULT_POLICY_POLL, MAX_POLICY_POLL,
+                    problems)  # fmt: skip
     if problems:
         raise ConfigError(problems)
     return ServiceConfig(
@@ -310,4 +333,5 @@ def service_config(
         probe_token=probe_token,
         record_url=record,
         record_read_token=read_token,
+        policy_poll=poll,
     )

@@ -26,6 +26,8 @@ class ServiceMetrics:
     probe_refused: Counter
     score: Histogram
     info: Gauge
+    policy_info: Gauge
+    policy_changes: Counter
 
 
 def create_metrics() -> ServiceMetrics:
@@ -61,6 +63,17 @@ def create_metrics() -> ServiceMetrics:
             "Model and policy being served (value 1).",
             ["model_version", "policy_version", "policy_mode", "scorer", "constraint"],
             multiprocess_mode="max",
+        ),
+        policy_info=Gauge(
+            "fairgate_policy_info",
+            "The policy version deciding now (1; 0 once replaced), per worker the highest.",
+            ["version", "mode"],
+            multiprocess_mode="max",
+        ),
+        policy_changes=Counter(
+            "fairgate_policy_changes_total",
+            "Switches of a worker to another policy version (promote, rollback, automatic); "
+            "each worker counts its own switch.",
         ),
     )
 

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from starlette.responses import Response
 
-from fairgate.decider import Decisions
+from fairgate.decider import Decider, Decisions
 from record import Appender, RecordUnavailable, RecordWriter, open_record, parse_record_url
 from record.entry import encode, format_time
 from record.process_writer import ProcessWriter
@@ -34,15 +34,11 @@ class DecisionRecorder:
         writer: Appender,
         *,
         id_field: str,
-        rule_names: Sequence[str],
         model_version: str,
-        policy_version: str,
     ) -> None:
         self.writer = writer
         self.id_field = id_field
-        self.rule_names = list(rule_names)
         self.model_version = model_version
-        self.policy_version = policy_version
 
     @classmethod
     def open(cls, url: str, **names: Any) -> DecisionRecorder:
@@ -54,16 +50,22 @@ class DecisionRecorder:
         return cls(RecordWriter(open_record(url)).start(), **names)
 
     def rows(
-        self, applicants: Sequence[Any], result: Decisions, probe: bool, now: datetime
+        self,
+        applicants: Sequence[Any],
+        result: Decisions,
+        probe: bool,
+        now: datetime,
+        decider: Decider,
     ) -> list[tuple[Any, ...]]:
         """One encoded record per applicant (``record.entry.encode``, no ``Record``
         object in between: a quarter of a batch's recording time); ``request`` is the
         validated request's fields, in the contract's names (the request model forbids
-        unknown fields and coerces nothing)."""
+        unknown fields and coerces nothing). ``decider`` is the one that decided: its policy
+        version and rule names, whichever version the worker has switched to since."""
         draws = [None] * len(applicants) if result.draw is None else result.draw.tolist()
         time_text = format_time(now)
-        names, model, policy, id_field = (self.rule_names, self.model_version,
-                                          self.policy_version, self.id_field)  # fmt: skip
+        names, model, policy, id_field = (decider.rule_names, self.model_version,
+                                          decider.policy.version, self.id_field)  # fmt: skip
         return [
             encode(
                 time_text,
@@ -93,9 +95,13 @@ class DecisionRecorder:
             )
         ]
 
-    async def append(self, applicants: Sequence[Any], result: Decisions, probe: bool) -> None:
-        """Record the decisions; returns once committed, raises ``RecordUnavailable`` if not."""
-        await self.writer.append_prepared(self.rows(applicants, result, probe, datetime.now(UTC)))
+    async def append(
+        self, applicants: Sequence[Any], result: Decisions, probe: bool, decider: Decider
+    ) -> None:
+        """Record the decisions ``decider`` made; returns once committed, raises
+        ``RecordUnavailable`` if not."""
+        now = datetime.now(UTC)
+        await self.writer.append_prepared(self.rows(applicants, result, probe, now, decider))
 
     async def aclose(self) -> None:
         """Commit what is queued and stop the writer (worker shutdown): the writer process

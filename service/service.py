@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,8 +37,10 @@ from fairgate.contract import contract_to_mapping
 from fairgate.contract_request import request_model
 from fairgate.decider import Decider
 from fairgate.draw import DrawKey
+from fairgate.policy import ThresholdPolicy
 from fairgate.schema import MAX_BATCH
 from record import RecordUnavailable, open_record
+from record.policy_store import Active, PolicyStore, Scope
 from record.store import store_errors
 from service.api_models import BatchDecision, Decision, PolicyView
 from service.config import (
@@ -52,6 +55,7 @@ from service.decisions_api import DecisionsRoute, RecordReader, decisions_app
 from service.error_response import error_response
 from service.gc_tuning import tune_gc
 from service.metrics import LATENCY_BUCKETS, ServiceMetrics, create_metrics, observe_many
+from service.policy_watch import PolicyWatch
 from service.probe_guard import ProbeGuard, verified_probe
 from service.recording import DecisionRecorder, unavailable_response
 from service.request_guard import RequestGuard
@@ -85,7 +89,7 @@ async def _policy_view(_: Request) -> Response:
     worker = _worker()
     if worker is None:  # asked before the worker's start-up finished
         return error_response(503, "service", "starting", "the model is still loading")
-    return JSONResponse(worker.policy_view.model_dump())
+    return JSONResponse(worker.policy_view().model_dump())
 
 
 def _record_reader() -> RecordReader | None:
@@ -208,11 +212,12 @@ class DecisionService:
         bundle = load_serving_bundle(
             str(self.bento_model.tag), config.policy, artifact_key=config.artifact_key
         )
-        draw_key = DrawKey(config.draw_key) if config.policy == "randomized" else None
-        self.decider = Decider(bundle, draw_key)
+        self.bundle = bundle
+        self.draw_key = DrawKey(config.draw_key) if config.policy == "randomized" else None
+        # Replaced whole (one assignment) when another policy version becomes active; a
+        # request keeps the decider it started with.
+        self.decider = Decider(bundle, self.draw_key)
         self.model_version = bundle.tag
-        self.policy_version = bundle.policy.version
-        self.policy_mode = bundle.policy.mode
         # One record writer per worker (one hash chain per worker process).
         self.recorder = (
             None
@@ -220,9 +225,7 @@ class DecisionService:
             else DecisionRecorder.open(
                 config.record_url,
                 id_field=bundle.contract.id_field.name,
-                rule_names=self.decider.rule_names,
                 model_version=bundle.tag,
-                policy_version=bundle.policy.version,
             )
         )
         self.record_reader = RecordReader(
@@ -233,13 +236,7 @@ class DecisionService:
         self._children: dict[tuple[bool, str, str], Any] = {}
         for reason in ("no_token_configured", "bad_token"):
             self.metrics.probe_refused.labels(reason)
-        self.metrics.info.labels(
-            bundle.tag,
-            bundle.policy.version,
-            bundle.policy.mode,
-            bundle.scorer.kind,
-            bundle.policy.constraint,
-        ).set(1)
+        self._show_policy(bundle.policy, 1)
         # The policy's attributes in the contract's names, e.g. "gender" or "sex&age_band":
         # a label on every decision series, so rules and dashboards need no hard-coded names.
         self.attribute = bundle.contract.groups.separator.join(bundle.policy.attributes)
@@ -248,39 +245,89 @@ class DecisionService:
         for group in bundle.policy.rules:
             for outcome in ("approve", "deny"):
                 self.metrics.decisions.labels(self.attribute, group, outcome)
-        self.policy_view = PolicyView(
-            model_version=bundle.tag,
-            policy_mode=bundle.policy.mode,
-            policy=bundle.policy.to_dict(),
-            training=bundle.metadata,
-            contract=contract_to_mapping(bundle.contract),
-            contract_toml=bundle.contract_text,
-            synthesis=bundle.synthesis,
+        self._contract_view = contract_to_mapping(bundle.contract)
+        # The policy store lives in the record's database: no record, no online policy.
+        self.policy_watch = (
+            None
+            if config.record_url is None or config.policy_poll == 0
+            else PolicyWatch(
+                PolicyStore.open(config.record_url),
+                Scope(bundle.tag, bundle.policy.mode),
+                bundle.policy,
+                self._use_policy,
+                interval=config.policy_poll,
+            )
         )
+        if self.policy_watch is not None:
+            self.policy_watch.check()  # the active version before the first request
+            self.policy_watch.start()
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_DropClientErrors())
         tune_gc(config.gc)
+
+    def _show_policy(self, policy: ThresholdPolicy, value: int) -> None:
+        scorer = self.bundle.scorer.kind
+        self.metrics.info.labels(self.model_version, policy.version, policy.mode, scorer,
+                                 policy.constraint).set(value)  # fmt: skip
+        self.metrics.policy_info.labels(policy.version, policy.mode).set(value)
+
+    def _use_policy(self, policy: ThresholdPolicy, active: Active) -> None:
+        """Decide with ``policy`` from now on (the policy watch's thread calls this)."""
+        old = self.decider.policy
+        self.decider = Decider(replace(self.bundle, policy=policy), self.draw_key)
+        self._show_policy(old, 0)
+        self._show_policy(policy, 1)
+        self.metrics.policy_changes.inc()
+        how, since = "trained policy", active.since
+        if since is not None:
+            how = f"{since.kind} by {since.author}: {since.reason or 'no reason given'}"
+
+        logging.getLogger("bentoml.fairgate").warning(
+            "fairgate: policy change %s -> %s (%s; model %s, mode %s, worker pid %d)",
+            old.version, policy.version, how, self.model_version, policy.mode, os.getpid(),
+        )  # fmt: skip
+
+    def policy_view(self) -> PolicyView:
+        """``GET /policy``: the active version, its rules and the scope's history."""
+        policy, watch = self.decider.policy, self.policy_watch
+        return PolicyView(
+            model_version=self.model_version,
+            policy_mode=policy.mode,
+            policy_version=policy.version,
+            trained_policy_version=self.bundle.policy.version,
+            policy=policy.to_dict(),
+            history=[] if watch is None else watch.history(),
+            policy_poll_seconds=self.config.policy_poll if watch is not None else 0.0,
+            training=self.bundle.metadata,
+            contract=self._contract_view,
+            contract_toml=self.bundle.contract_text,
+            synthesis=self.bundle.synthesis,
+        )
 
     @bentoml.on_shutdown
     async def close_record(self) -> None:
         """Commit the records still queued, then stop the writer (BentoML awaits it)."""
+        if self.policy_watch is not None:
+            self.policy_watch.stop()
         if self.recorder is not None:
             await self.recorder.aclose()
 
     async def _decide(
         self, applicants: Sequence[Applicant], probe: bool
     ) -> list[dict[str, Any]] | Response:
-        result = self.decider.decide(applicants)
+        decider = self.decider  # this request's version, whatever happens meanwhile
+        result = decider.decide(applicants)
         if self.recorder is not None:
             try:
-                await self.recorder.append(applicants, result, probe)
+                await self.recorder.append(applicants, result, probe, decider)
             except RecordUnavailable as error:
                 # Unrecorded, so unanswered and uncounted: the client retries for the same
                 # decision (decisions are reproducible).
                 return unavailable_response(error)
         self._count(result.group, result.approved, result.score, result.unseen, probe)
-        names, texts = self.decider.rule_names, self.decider.rule_texts
+        names, texts = decider.rule_names, decider.rule_texts
+        version, mode = decider.policy.version, decider.policy.mode
         # The contract names its id field; the response always calls it application_id.
-        id_field = self.decider.contract.id_field.name
+        id_field = decider.contract.id_field.name
         # Plain dicts in ``Decision``'s field order, serialized once by orjson: building a
         # pydantic model per decision and BentoML's serialization of it cost ~14 us per
         # decision (half of /decide_batch's time). The annotations still say ``Decision``
@@ -295,8 +342,8 @@ class DecisionService:
                 "group": g,
                 "rule": names[i],
                 "rule_text": texts[i],
-                "policy_version": self.policy_version,
-                "policy_mode": self.policy_mode,
+                "policy_version": version,
+                "policy_mode": mode,
                 "model_version": self.model_version,
                 "probe": probe,
                 "reasons": [{"code": r.code, "text": r.text} for r in why],
