@@ -85,6 +85,8 @@ class PolicyDesk:
             until=until,
             model_version=self.scope.model_version,
             policy_versions=versions,
+            groups=list(self.trained.rules),
+            draws=self.scope.mode == "randomized",
         )
 
     def recalibrate(

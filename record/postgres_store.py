@@ -50,7 +50,11 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     PRIMARY KEY ("writer_id", "seq")
 );
 CREATE INDEX IF NOT EXISTS {TABLE}_application ON {TABLE} ("application_id");
-CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} ("time");
+-- Time first (export, prune and audit windows), then every column a recalibration reads, so
+-- that its query can be answered from the index alone (record/policy_window.py).
+CREATE INDEX IF NOT EXISTS {TABLE}_window ON {TABLE} ("time")
+    INCLUDE ("model_version", "policy_version", "probe", "group", "score", "decision", "draw");
+DROP INDEX IF EXISTS {TABLE}_time;
 CREATE TABLE IF NOT EXISTS {HEAD_TABLE} (
     "writer_id" text PRIMARY KEY, "last_seq" bigint NOT NULL, "last_hash" text NOT NULL
 );

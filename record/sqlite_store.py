@@ -52,7 +52,12 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 -- rewrites the leaf pages it touches; a narrower index has fewer (a quarter less time per
 -- row at 120k rows). An application's few rows are sorted by time after the lookup.
 CREATE INDEX IF NOT EXISTS {TABLE}_application ON {TABLE} ("application_id");
-CREATE INDEX IF NOT EXISTS {TABLE}_time ON {TABLE} ("time");
+-- Time first (export, prune and audit windows), then every column a recalibration reads:
+-- it scans this index alone, not the rows with their requests (a fifth of the bytes).
+CREATE INDEX IF NOT EXISTS {TABLE}_window ON {TABLE} (
+    "time", "model_version", "policy_version", "probe", "group", "score", "decision", "draw"
+);
+DROP INDEX IF EXISTS {TABLE}_time;
 CREATE TABLE IF NOT EXISTS {HEAD_TABLE} (
     "writer_id" TEXT PRIMARY KEY, "last_seq" INTEGER NOT NULL, "last_hash" TEXT NOT NULL
 ) STRICT;

@@ -17,5 +17,13 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
+# The replica tests put their own HAProxy process in front of two servers (a generated
+# config on a loopback port; the packaged service, whose default config listens on nothing,
+# is not used). Debian installs it in /usr/sbin, off a user's PATH.
+if ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; then
+  echo "installing Debian's haproxy (apt-get)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+fi
 python -m ruff check .
 python -m pytest "$@"

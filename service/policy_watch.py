@@ -73,13 +73,13 @@ class PolicyWatch:
                 self.check()
             except (*store_errors(), ValueError, KeyError) as error:
                 if not self._failing:
-                    log.warning("fairgate: policy store unreadable, keeping %s: %s",
+                    log.warning("fairgate: cannot read the active policy version, keeping %s: %s",
                                 self.version, error)  # fmt: skip
                 self._failing = True
                 self.store.store.reset()
             else:
                 if self._failing:
-                    log.info("fairgate: policy store readable again")
+                    log.info("fairgate: the policy store is readable again")
                 self._failing = False
 
     def start(self) -> PolicyWatch:
