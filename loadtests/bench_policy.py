@@ -82,6 +82,22 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
+def check_seconds(url: str, tag: str, mode: str = "lda", repeats: int = 2000) -> float:
+    """Median seconds of a worker's look for a new version (nothing changed), on the record
+    at ``url`` as a service serving ``tag`` in ``mode`` would look."""
+    bundle = load_serving_bundle(tag, mode)
+    store = PolicyStore(open_record(url))
+    watch = PolicyWatch(store, Scope(bundle.tag, mode), bundle.policy, lambda policy, active: None)
+    watch.check()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        watch.check()
+        times.append(time.perf_counter() - started)
+    store.close()
+    return statistics.median(times)
+
+
 def measure(url: str, bundle: ServingBundle, count: int) -> dict[str, float]:
     """Fill a record at ``url`` and time recalibration and the worker's check."""
     store = open_record(url)
