@@ -23,8 +23,9 @@ import httpx
 import pytest
 
 from loadtests.answers import ENV_VAR, read_answers
+from loadtests.balancer import show_stat
 from loadtests.pool import target_pool
-from loadtests.replicas import ReplicaSet, show_stat
+from loadtests.replicas import ReplicaSet
 from loadtests.runner import LocustRun, run_locust
 from loadtests.slo import RunStats
 from loadtests.soak import check_records
