@@ -12,9 +12,10 @@ so that the window would meet the training-time target again:
   least ``floor``. The cut-off already served is kept if it meets both; else the nearest one
   that does; if none in the band does, the one with the highest ratio, and a note says so.
 
-A group with fewer than ``min_decisions`` live decisions keeps its rule (and is left out of the
-single cut-off's ratio), with a note. Intervals are bootstrap percentiles computed exactly
-rather than by resampling rows: a resampled group's k-th largest score is the empirical
+A group with fewer than ``min_decisions`` live decisions keeps its rule, with a note (under
+one cut-off it cannot keep its own: it is left out of the ratio and gets the cut-off).
+Intervals are bootstrap percentiles computed exactly rather than by resampling rows: a
+resampled group's k-th largest score is the empirical
 distribution's ``ceil(n U)``-th smallest with ``U ~ Beta(n - k + 1, k)`` (the order statistic
 of uniforms), and a resampled approval count is Binomial(n, rate); so a million decisions cost
 what a thousand do (``tests/test_recalibrate.py`` checks both against resampling rows).
@@ -45,6 +46,16 @@ _TRAINED_RATE: Final[dict[str, tuple[str, ...]]] = {
 }
 TOO_FEW: Final[str] = (
     "group {group}: {n:,} live decisions, fewer than {least:,}: its rule is left as it is"
+)
+TOO_FEW_ONE_CUT: Final[str] = (
+    "group {group}: {n:,} live decisions, fewer than {least:,}: left out of the four-fifths "
+    "ratio (the one cut-off applies to every group)"
+)
+# The constraints whose target equal selection rates restore (a recalibrated one included).
+PARITY: Final[tuple[str, ...]] = ("demographic_parity", "equal selection rates on live scores")
+OTHER_CONSTRAINT: Final[str] = (
+    "the policy was fitted for {constraint}, which needs repayment labels: this label-free "
+    "recalibration restores equal selection rates (demographic parity) instead"
 )
 FLOOR_OUT_OF_REACH: Final[str] = (
     "no single cut-off with an approval rate within {band:.0%} of {rate:.1%} reaches the "
@@ -113,8 +124,16 @@ def approvals(
     index = np.full(len(scores), policy.group_index([group])[0], dtype=np.intp)
     probability = policy.approval_probability(scores, [group], index)
     if policy.randomized:
-        return draws < probability
+        # A certain approval needs no draw (a record decided by a deterministic version has none).
+        return (probability >= 1.0) | (draws < probability)
     return probability >= 1.0
+
+
+def _rate(policy: ThresholdPolicy, group: str, scores: np.ndarray) -> float:
+    """The approval rate ``policy`` gives one group's scores; for a randomized rule, its
+    expected rate (the probabilities averaged): no draws are made for a window's scores."""
+    index = np.full(len(scores), policy.group_index([group])[0], dtype=np.intp)
+    return float(policy.approval_probability(scores, [group], index).mean())
 
 
 def _between(descending: np.ndarray, k: int) -> float:
@@ -126,6 +145,17 @@ def _between(descending: np.ndarray, k: int) -> float:
         return float(np.nextafter(descending[-1], -np.inf))
     high, low = float(descending[k - 1]), float(descending[k])
     return (high + low) / 2 if high > low else low
+
+
+def _betweens(descending: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """``_between`` for every k in ``ks`` at once (the same values, without a Python loop
+    over a band that holds a hundred thousand k at a million decisions)."""
+    n = len(descending)
+    inner = np.clip(ks, 1, max(n - 1, 1))
+    high, low = descending[inner - 1], descending[np.minimum(inner, n - 1)]
+    cuts = np.where(high > low, (high + low) / 2, low)
+    cuts = np.where(ks <= 0, descending[0], cuts)
+    return np.where(ks >= n, np.nextafter(descending[-1], -np.inf), cuts)
 
 
 def _cut_draws(descending: np.ndarray, k: int, rng: np.random.Generator, n_boot: int) -> np.ndarray:
@@ -221,7 +251,7 @@ def recalibrate(
     if len(window) == 0:
         raise RecalibrationError("no live decisions in the window: nothing to recalibrate from")
     rng = np.random.default_rng(seed)
-    rows = window.split()
+    rows = {g: r for g, r in window.split().items() if len(r)}  # a name may have no row
     notes: list[str] = []
     # Groups the active policy has no rule for were decided by its unseen rule; they keep it.
     known = {g: r for g, r in rows.items() if g in active.rules}
@@ -229,14 +259,16 @@ def recalibrate(
         notes.append(f"group {group}: not a group of the policy (unseen rule), left as it is")
     ranked = {g: np.sort(window.scores[r])[::-1] for g, r in known.items()}
     enough = {g: s for g, s in ranked.items() if len(s) >= min_decisions}
+    too_few = TOO_FEW if target.kind == "equal-rates" else TOO_FEW_ONE_CUT
     for group in sorted(set(ranked) - set(enough)):
-        notes.append(TOO_FEW.format(group=group, n=len(ranked[group]), least=min_decisions))
+        notes.append(too_few.format(group=group, n=len(ranked[group]), least=min_decisions))
     if not enough:
         raise RecalibrationError(
             f"no group has {min_decisions:,} live decisions in the window: nothing was changed"
         )
-    before = {g: float(approvals(active, g, s, np.full(len(s), np.nan)).mean())
-              for g, s in ranked.items()}  # fmt: skip
+    if target.kind == "equal-rates" and active.constraint not in PARITY:
+        notes.append(OTHER_CONSTRAINT.format(constraint=active.constraint))
+    before = {g: _rate(active, g, s) for g, s in ranked.items()}
     if target.kind == "equal-rates":
         policy = _equal_rates(active, enough, target)
     else:
@@ -245,7 +277,7 @@ def recalibrate(
     rate_draws: dict[str, np.ndarray] = {}
     for group, scores in ranked.items():
         n = len(scores)
-        after = float(approvals(policy, group, scores, np.full(n, np.nan)).mean())
+        after = _rate(policy, group, scores)
         drawn = rng.binomial(n, after, size=n_boot) / n
         if group in enough:
             rate_draws[group] = drawn
@@ -309,10 +341,11 @@ def _one_cut(
     pooled = np.sort(np.concatenate(list(enough.values())))[::-1]
     n = len(pooled)
     current = cut(active.unseen)
-    # Cut-offs for overall approval rates across the band, and the one served now.
-    rates = np.linspace(target.approval_rate - target.band, target.approval_rate + target.band, 81)
-    rates = rates[(rates >= 0) & (rates <= 1)]
-    candidates = np.array([current, *(_between(pooled, round(r * n)) for r in rates)])
+    # The one served now, and a cut-off for every number of approvals across the band (each
+    # decides differently; a coarser grid misses the nearest and the best).
+    low = max(math.ceil((target.approval_rate - target.band) * n - 1e-9), 0)
+    high = min(math.floor((target.approval_rate + target.band) * n + 1e-9), n)
+    candidates = np.concatenate([[current], _betweens(pooled, np.arange(low, high + 1))])
     ascending = {g: s[::-1] for g, s in enough.items()}
     group_rates = np.vstack([
         1 - np.searchsorted(a, candidates, side="right") / len(a) for a in ascending.values()

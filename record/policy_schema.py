@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Final
 
 POLICY_TABLE: Final[str] = "policy_log"
+# The newest entry's number and hash, moved in each append's transaction: deleting the newest
+# entries (after dropping the trigger) leaves a head that no entry matches.
+POLICY_HEAD: Final[str] = "policy_log_head"
 POLICY_COLUMNS: Final[tuple[str, ...]] = (
     "seq",
     "time",
@@ -32,6 +35,10 @@ CREATE TABLE IF NOT EXISTS {POLICY_TABLE} (
     "parent" TEXT NOT NULL, "author" TEXT NOT NULL, "reason" TEXT NOT NULL,
     "body" TEXT NOT NULL, "prev_hash" TEXT NOT NULL, "hash" TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS {POLICY_HEAD} (
+    "id" INTEGER PRIMARY KEY CHECK ("id" = 1), "last_seq" INTEGER NOT NULL,
+    "last_hash" TEXT NOT NULL
+) STRICT;
 CREATE TRIGGER IF NOT EXISTS {POLICY_TABLE}_append_only BEFORE UPDATE ON {POLICY_TABLE}
 BEGIN SELECT RAISE(ABORT, 'the policy log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS {POLICY_TABLE}_no_delete BEFORE DELETE ON {POLICY_TABLE}
@@ -43,6 +50,10 @@ CREATE TABLE IF NOT EXISTS {POLICY_TABLE} (
     "model_version" text NOT NULL, "mode" text NOT NULL, "version" text NOT NULL,
     "parent" text NOT NULL, "author" text NOT NULL, "reason" text NOT NULL,
     "body" text NOT NULL, "prev_hash" text NOT NULL, "hash" text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {POLICY_HEAD} (
+    "id" integer PRIMARY KEY CHECK ("id" = 1), "last_seq" bigint NOT NULL,
+    "last_hash" text NOT NULL
 );
 CREATE OR REPLACE FUNCTION {POLICY_TABLE}_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'the policy log is append-only'; END $$;

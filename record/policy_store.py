@@ -19,13 +19,13 @@ import getpass
 import hashlib
 import json
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, NamedTuple
 
 from record.entry import GENESIS, format_time, to_json
-from record.policy_schema import POLICY_COLUMNS, POLICY_TABLE
+from record.policy_schema import POLICY_COLUMNS, POLICY_HEAD, POLICY_TABLE
 from record.policy_schema import POSTGRES as POSTGRES_SCHEMA
 from record.policy_schema import SQLITE as SQLITE_SCHEMA
 from record.store import RecordStore, open_record
@@ -128,8 +128,11 @@ def replay_active(entries: Sequence[PolicyEntry], scope: Scope, trained: str) ->
 class PolicyStore:
     """The policy log in a record store's database (its connections, one per thread)."""
 
-    def __init__(self, store: RecordStore) -> None:
+    def __init__(
+        self, store: RecordStore, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.store = store
+        self.clock = clock
         self._p = "?" if store.backend == "sqlite" else "%s"
         self._ensure_table()
 
@@ -152,8 +155,12 @@ class PolicyStore:
         if self.store.backend == "sqlite":
             conn.executescript(SQLITE_SCHEMA)
             return
+        from record.postgres_store import SCHEMA_LOCK
+
+        # The record's schema lock, not the appenders': opening a record runs this DDL too, and
+        # two sessions replacing the same function at once fail ("tuple concurrently updated").
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (POLICY_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             conn.execute(POSTGRES_SCHEMA)
 
     # --- reading ----------------------------------------------------------------------
@@ -196,51 +203,79 @@ class PolicyStore:
     ) -> PolicyEntry:
         """Store a version (its body holds the policy under ``"policy"``); a version already
         stored in this scope is returned as it is (the same rules have the same version)."""
-        for entry in self.entries(scope):
-            if entry.kind == "version" and entry.version == version:
-                return entry
-        return self._append("version", scope, version, parent, author, reason, body)
+
+        def stored() -> PolicyEntry | None:
+            for entry in self.entries(scope):
+                if entry.kind == "version" and entry.version == version:
+                    return entry
+            return None
+
+        return stored() or self._append(
+            "version", scope, lambda: (version, parent), author, reason, body, stored
+        )
 
     def promote(
         self, scope: Scope, version: str, *, trained: str, author: str | None, reason: str
     ) -> PolicyEntry:
         """Make a stored version active; returns the activation."""
         self.version(scope, version)  # refuses an unknown one
-        before = self.active(scope, trained).version
-        return self._append("promote", scope, version, before, author, reason, {})
+
+        def named() -> tuple[str, str]:
+            return version, self.active(scope, trained).version
+
+        return self._append("promote", scope, named, author, reason, {})
 
     def rollback(
         self, scope: Scope, *, trained: str, author: str | None, reason: str
     ) -> PolicyEntry:
         """Return to the version active before the current one."""
-        now = self.active(scope, trained)
-        if now.previous is None:
-            raise PolicyStoreError(NOTHING_TO_ROLL_BACK.format(scope=scope, version=trained))
-        return self._append("rollback", scope, now.previous, now.version, author, reason, {})
+
+        def named() -> tuple[str, str]:
+            now = self.active(scope, trained)
+            if now.previous is None:
+                raise PolicyStoreError(NOTHING_TO_ROLL_BACK.format(scope=scope, version=trained))
+            return now.previous, now.version
+
+        return self._append("rollback", scope, named, author, reason, {})
 
     def _append(
         self,
         kind: Kind,
         scope: Scope,
-        version: str,
-        parent: str,
+        named: Callable[[], tuple[str, str]],
         author: str | None,
         reason: str,
         body: dict[str, Any],
+        stored: Callable[[], PolicyEntry | None] = lambda: None,
     ) -> PolicyEntry:
+        """Append an entry; ``named`` gives its version and parent, read under the write lock
+        (what is active is read there: two racing promotions or rollbacks each see the
+        other's entry, or one of them would name a stale parent or pop twice). ``stored``: the
+        entry this one would repeat, looked for under the lock too (returned, nothing added)."""
         conn = self.store._conn()
         p = self._p
-        data = (kind, scope.model_version, scope.mode, version, parent,
-                author or default_author(), reason, to_json(body))  # fmt: skip
+        author = author or default_author()
+        text = to_json(body)
         insert = f"INSERT INTO {POLICY_TABLE} ({_QUOTED}) VALUES ({', '.join([p] * 12)})"
         last = f'SELECT "seq", "hash" FROM {POLICY_TABLE} ORDER BY "seq" DESC LIMIT 1'
 
+        head = (
+            f'INSERT INTO {POLICY_HEAD} VALUES (1, {p}, {p}) ON CONFLICT ("id") DO UPDATE SET '
+            '"last_seq" = excluded."last_seq", "last_hash" = excluded."last_hash"'
+        )
+
         def write() -> PolicyEntry:
+            already = stored()
+            if already is not None:
+                return already
             found = conn.execute(last).fetchone()
             seq, prev = (1, GENESIS) if found is None else (found[0] + 1, found[1])
-            fields = (seq, format_time(datetime.now(UTC)), *data)
+            version, parent = named()
+            data = (kind, scope.model_version, scope.mode, version, parent, author, reason, text)
+            fields = (seq, format_time(self.clock()), *data)
             entry = PolicyEntry(*fields, prev, entry_hash(fields, prev))
             conn.execute(insert, entry)
+            conn.execute(head, (entry.seq, entry.hash))
             return entry
 
         if self.store.backend == "sqlite":
@@ -259,10 +294,20 @@ class PolicyStore:
 
     # --- checking ---------------------------------------------------------------------
     def verify(self) -> list[str]:
-        """Problems in the chain (none: intact): an edited entry, a hole, a broken link."""
+        """Problems in the chain (none: intact): an edited entry, a hole, a broken link, newest
+        entries missing (the head names an entry that is not there)."""
         problems = []
         expected_seq, prev = 1, GENESIS
-        for entry in self.entries():
+        found = self.store._conn().execute(f'SELECT "last_seq", "last_hash" FROM {POLICY_HEAD}')
+        head = found.fetchone()
+        entries = self.entries()
+        last = (entries[-1].seq, entries[-1].hash) if entries else (0, GENESIS)
+        if head is not None and last != tuple(head):
+            if last[0] > head[0]:
+                problems.append(f"entries {head[0] + 1} to {last[0]}: past the head (inserted)")
+            else:
+                problems.append(f"entries after {last[0]} missing: the head names entry {head[0]}")
+        for entry in entries:
             if entry.seq != expected_seq:
                 problems.append(f"entry {expected_seq} to {entry.seq - 1} missing")
             if entry.prev_hash != prev:

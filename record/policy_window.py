@@ -15,6 +15,7 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,20 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def _one_snapshot(conn: Any) -> Iterator[None]:
+    """One read transaction (SQLite): a query after the first sees the rows the first saw, not
+    a decision committed between them (which would shift every unknown group's name)."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
 
 
 def _where(p: str, live: str, versions: int) -> str:
@@ -74,7 +89,7 @@ def _sqlite(
     where = _where("?", '"probe" = 0', versions)
     query = f'SELECT "score", {code}, "decision" = \'approve\'{drawn} FROM {TABLE} {where}'
     conn = store._conn()
-    with _collector_paused():
+    with _collector_paused(), _one_snapshot(conn):
         rows = conn.execute(query, (*groups, *args)).fetchall()
         if not rows:
             return _window([], [], [], [])
@@ -83,12 +98,12 @@ def _sqlite(
         codes = np.asarray(columns[1], dtype=np.intp)
         names = list(groups)
         if (codes < 0).any():
-            # Groups the policy does not know: their names, row by row, in the same order.
-            named = f'SELECT "group" FROM {TABLE} {where}'
-            others = [g for (g,) in conn.execute(named, args) if g not in groups]
+            # A group the policy does not know: read again with every group's name (one
+            # query, so no reliance on two queries returning rows in the same order).
+            named = f'SELECT "score", "group", "decision" = \'approve\'{drawn} FROM {TABLE} {where}'
+            columns = list(zip(*conn.execute(named, args).fetchall(), strict=True))
             index = {g: i for i, g in enumerate(names)}
-            extra = [index.setdefault(g, len(index)) for g in others]
-            codes[codes < 0] = extra
+            codes = np.fromiter((index.setdefault(g, len(index)) for g in columns[1]), np.intp)
             names = list(index)
         return Window(
             scores=np.asarray(columns[0], dtype=np.float64),
