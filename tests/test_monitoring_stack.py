@@ -1,10 +1,11 @@
 """The monitoring stack for real: bentoml serve, the prober process and a Prometheus server.
 
 After a few probe cycles and some live traffic, every dashboard panel's query must return
-data from Prometheus because of real series, and the live-traffic counters must count
-exactly the live requests. Twice: on the default book's contract, and on a second one
-unlike it (the German credit book: other fields, banded age, a four-value category, a gap
-field where less helps), so no rule or panel leans on the default book's names.
+data from Prometheus because of real series, the policy-change annotation must mark a
+promotion and nothing before it, and the live-traffic counters must count exactly the live
+requests. Twice: on the default book's contract, and on a second one unlike it (the German
+credit book: other fields, banded age, a four-value category, a gap field where less helps),
+so no rule or panel leans on the default book's names.
 """
 
 import json
@@ -22,6 +23,7 @@ from loadtests.pool import target_pool
 from monitoring.client import DecisionClient
 from monitoring.prober import ProbeSettings, run_cycle
 from monitoring.target import fetch_target
+from record.url import default_record_url
 from service.launch import REPO
 from tests.conftest import LiveService, ProberProcess, PrometheusServer
 
@@ -47,6 +49,10 @@ def panel_queries() -> list[tuple[str, str]]:
         for panel in DASHBOARD["panels"]
         for target in panel["targets"]
     ]
+
+
+ANNOTATIONS = {a["name"]: a for a in DASHBOARD["annotations"]["list"]}
+POLICY_CHANGES = ANNOTATIONS["Policy changes"]
 
 
 def _seconds(duration: str) -> float:
@@ -113,7 +119,10 @@ def live_records(contract: str, url: str, n: int) -> list[dict]:
 @pytest.fixture(scope="module", params=["synthetic", "german"])
 def stack(request, tmp_path_factory):
     model = request.getfixturevalue("trained" if request.param == "synthetic" else "german_trained")
-    service = LiveService(model.tag, workers=1).wait()
+    # A record of its own: the annotation test promotes a policy in this record's policy
+    # store, which no other test's server may pick up.
+    data = tmp_path_factory.mktemp("record")
+    service = LiveService(model.tag, workers=1, FAIRGATE_DATA_DIR=str(data)).wait()
     prober = ProberProcess(service.url, "--interval", "1", "--pairs", "200", "--gap-sample", "20")
     prometheus = PrometheusServer(
         tmp_path_factory.mktemp("prometheus"),
@@ -139,6 +148,7 @@ def stack(request, tmp_path_factory):
         yield {
             "service": service, "prober": prober, "prometheus": prometheus, "live": sent,
             "contract": request.param, "model": model,
+            "record_url": default_record_url({"FAIRGATE_DATA_DIR": str(data)}),
         }  # fmt: skip
     finally:
         prometheus.stop()
@@ -167,6 +177,68 @@ def test_every_dashboard_panel_query_returns_data(stack, title, expr):
         sent = as_grafana_sends(expr, prometheus, chosen)
         result = prometheus.wait_for(sent, timeout=60)
         assert result, f"panel {title!r} {chosen}: {sent} returned nothing"
+
+
+def _annotation_points(prometheus: PrometheusServer, since: float) -> list[dict]:
+    """The policy-change annotation's query as Grafana runs it: a range query over the
+    dashboard's window (here from ``since``), one point a second."""
+    response = httpx.get(
+        f"{prometheus.url}/api/v1/query_range",
+        params={
+            "query": as_grafana_sends(POLICY_CHANGES["expr"], prometheus),
+            "start": since,
+            "end": time.time(),
+            "step": "1s",
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["data"]["result"]
+
+
+def test_the_policy_change_annotation_marks_a_promotion_and_nothing_else(stack):
+    """A version promoted in the service's policy store: every time-series panel gets one
+    annotation, titled with the version, at the switch; before it, none."""
+    from cli.policy_ops import PolicyDesk
+    from fairgate.artifacts import load_serving_bundle
+    from fairgate.policy import ThresholdPolicy
+    from record.policy_store import PolicyStore
+
+    prometheus, model = stack["prometheus"], stack["model"]
+    assert POLICY_CHANGES["enable"] and POLICY_CHANGES["datasource"]["uid"] == "fairgate-prometheus"
+    started = time.time() - 600
+    assert _annotation_points(prometheus, started) == [], "an annotation before any change"
+    bundle = load_serving_bundle(model.tag, "lda")  # the stack serves the default mode
+    desk = PolicyDesk(bundle, PolicyStore.open(stack["record_url"]))
+    trained = desk.trained
+    moved = ThresholdPolicy.single_threshold(
+        attributes=trained.attributes, groups=list(trained.rules),
+        threshold=trained.unseen.threshold0 + 0.01, mode=trained.mode,
+    )  # fmt: skip
+    desk.store.add_version(
+        desk.scope, moved.version, parent=trained.version, body={"policy": moved.to_dict()},
+        author="test", reason="test_monitoring_stack",
+    )  # fmt: skip
+    try:
+        desk.promote(moved.version, max_move=1.0, force=False, author="test", reason="annotation")
+        assert prometheus.wait_for(f'fairgate_policy_info{{version="{moved.version}"}} == 1', 30)
+        time.sleep(2)  # a scrape after the switch, and one more for the increase
+        points = _annotation_points(prometheus, started)
+    finally:
+        desk.rollback(author="test", reason="annotation checked")
+        desk.store.close()
+    assert [r["metric"] for r in points] == [{"version": moved.version, "mode": trained.mode}]
+    # One switch: its points are consecutive seconds, one region on the panels.
+    stamps = [float(t) for t, _ in points[0]["values"]]
+    assert stamps and stamps[-1] - stamps[0] <= 10, stamps
+
+
+def test_the_annotation_is_the_query_the_rule_tests_check():
+    """monitoring/prometheus/tests/alerts_test.yml checks the annotation's query at the
+    minute of a promotion, with $__rate_interval at 1m."""
+    rule_tests = (REPO / "monitoring/prometheus/tests/alerts_test.yml").read_text()
+    checked = POLICY_CHANGES["expr"].replace("$__rate_interval", "1m")
+    assert f"- expr: {checked}\n" in rule_tests
 
 
 # Per contract: what each template variable must offer (a subset: the prober may probe more).
