@@ -47,10 +47,10 @@ MaxMoveOption = Annotated[
 
 
 def _desk(model: str | None, mode: str | None, record_url: str | None) -> Any:
-    from cli.policy_ops import PolicyDesk
     from cli.record import open_existing_record
     from fairgate.artifacts import DEFAULT_MODEL, ArtifactError, load_serving_bundle
     from fairgate.policy import DEFAULT_POLICY_MODE, POLICY_MODES
+    from record.policy_desk import PolicyDesk
     from record.policy_store import PolicyStore
     from record.store import store_errors
 
@@ -70,7 +70,7 @@ def _desk(model: str | None, mode: str | None, record_url: str | None) -> Any:
 
 
 def _max_move(given: float | None) -> float:
-    from cli.policy_ops import DEFAULT_MAX_MOVE, MAX_MOVE_VARIABLE
+    from record.policy_desk import DEFAULT_MAX_MOVE, MAX_MOVE_VARIABLE
 
     if given is not None:
         return given
@@ -353,8 +353,8 @@ def auto(
     """Automatic mode (off unless started): each round recalibrates from the last window and
     promotes the candidate only if its shadow replay stays within the bound and it raises the
     four-fifths ratio; every automatic change is stored with its reason (author "auto")."""
-    from cli.policy_ops import auto_round
     from cli.record import window_moment
+    from record.policy_desk import auto_round
     from record.retention import DurationError
 
     bound = _max_move(max_move)

@@ -29,9 +29,9 @@ from pathlib import Path
 import bentoml
 import numpy as np
 
-from cli.policy_ops import PolicyDesk
 from fairgate.artifacts import ServingBundle, load_serving_bundle
 from record.entry import Record, chain
+from record.policy_desk import PolicyDesk
 from record.policy_store import PolicyStore, Scope
 from record.store import RecordStore, open_record
 from service.launch import REPO
@@ -101,9 +101,23 @@ def check_seconds(url: str, tag: str, mode: str = "lda", repeats: int = 2000) ->
 def measure(url: str, bundle: ServingBundle, count: int) -> dict[str, float]:
     """Fill a record at ``url`` and time recalibration and the worker's check."""
     store = open_record(url)
-    started = time.perf_counter()
     fill_record(store, bundle, count)
-    filled = time.perf_counter() - started
+    store.close()
+    return timings(url, bundle, count)
+
+
+def vacuum(url: str) -> None:
+    """What autovacuum does after enough inserts (PostgreSQL 13 and later): the visibility
+    map lets the window's query read the index alone, without visiting the rows."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE decision_record")
+
+
+def timings(url: str, bundle: ServingBundle, count: int) -> dict[str, float]:
+    """Time recalibration from the record at ``url`` and the worker's check."""
+    store = open_record(url)
     desk = PolicyDesk(bundle, PolicyStore(store))
     since = datetime.now(UTC) - timedelta(hours=1)
     window = _median_seconds(lambda: desk.window(since, datetime.now(UTC)), 3)
@@ -125,7 +139,6 @@ def measure(url: str, bundle: ServingBundle, count: int) -> dict[str, float]:
     store.close()
     return {
         "decisions": count,
-        "fill_s": filled,
         "window_s": window,
         "recalibrate_s": whole,
         "command_s": cli,
@@ -158,12 +171,16 @@ def markdown(results: dict[str, dict[str, float]], count: int) -> str:
             f"{r['recalibrate_s']:.2f} s | {r['command_s']:.2f} s | "
             f"{r['check_us']:.0f} / {r['check_p99_us']:.0f} us | {share:.4%} |"
         )
-    worst = max(r["command_s"] for r in results.values())
     check = max(r["check_us"] for r in results.values()) / 1e6
+    each = "; ".join(
+        f"{backend} **{r['command_s']:.2f} s** ({'met' if r['command_s'] <= 2 else '**missed**'})"
+        for backend, r in results.items()
+    )
     lines += [
         "",
-        f"- Recalibrating from {count:,} recorded decisions: **{worst:.2f} s** for the whole "
-        f"command at worst (target <= 2 s: {'met' if worst <= 2 else '**missed**'}).",
+        f"- Recalibrating from {count:,} recorded decisions, the whole command (target <= 2 s): "
+        f"{each}. PostgreSQL reads the window from its index alone once (auto)vacuum has set "
+        "the table's visibility map; rows inserted since are checked in the table too.",
         f"- A worker's check costs **{check:.4%}** of its time at the default interval "
         f"(target < 1% of throughput: {'met' if check < 0.01 else '**missed**'}); "
         "`fairgate bench` also serves /decide with the check on and off side by side.",
@@ -204,7 +221,11 @@ def main(argv: list[str] | None = None) -> None:
             server = PostgresServer()
             try:
                 print(f"postgresql: {args.decisions:,} decisions", flush=True)
-                results["PostgreSQL"] = measure(server.url, bundle, args.decisions)
+                fresh = measure(server.url, bundle, args.decisions)
+                results["PostgreSQL, rows not vacuumed yet"] = fresh
+                vacuum(server.url)
+                vacuumed = timings(server.url, bundle, args.decisions)
+                results["PostgreSQL, after (auto)vacuum"] = vacuumed
             finally:
                 server.destroy()
     finally:

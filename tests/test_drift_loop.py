@@ -12,7 +12,8 @@ from dataclasses import replace
 
 import pytest
 
-from loadtests.drift_loop import LoopResult, LoopSettings, run_loop, summary, update_doc
+from loadtests.drift_loop import LoopResult, LoopSettings, run_loop
+from loadtests.drift_summary import summary, update_doc
 
 pytestmark = pytest.mark.integration
 

@@ -199,9 +199,9 @@ def _annotation_points(prometheus: PrometheusServer, since: float) -> list[dict]
 def test_the_policy_change_annotation_marks_a_promotion_and_nothing_else(stack):
     """A version promoted in the service's policy store: every time-series panel gets one
     annotation, titled with the version, at the switch; before it, none."""
-    from cli.policy_ops import PolicyDesk
     from fairgate.artifacts import load_serving_bundle
     from fairgate.policy import ThresholdPolicy
+    from record.policy_desk import PolicyDesk
     from record.policy_store import PolicyStore
 
     prometheus, model = stack["prometheus"], stack["model"]

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cli.policy_ops import PolicyDesk, auto_round
 from fairgate.artifacts import load_serving_bundle
 from loadtests.bench_policy import fill_record
 from record import open_record
+from record.policy_desk import PolicyDesk, auto_round
 from record.policy_store import PolicyStore
 
 HOUR_AGO = timedelta(hours=1)

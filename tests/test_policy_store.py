@@ -387,7 +387,9 @@ def record_store(backend: Backend) -> Iterator[RecordStore]:
     opened.close()
 
 
-@pytest.mark.parametrize("groups", [(), ("f", "m"), ("m", "f", "never-seen")])
+@pytest.mark.parametrize(
+    "groups", [(), ("f", "m"), ("m", "f", "never-seen"), ("x", "f", "m")]
+)  # the last knows every group: PostgreSQL's binary COPY path, no fallback
 def test_read_window_returns_exactly_the_live_decisions_in_range(record_store, groups):
     window = read_window(record_store, since=T0, until=UNTIL, model_version="m:1",
                          policy_versions=["p-1", "p-2"], groups=groups, draws=True)  # fmt: skip

@@ -1,7 +1,9 @@
-"""What ``fairgate policy`` does, apart from printing: recalibrate, replay, promote, roll back.
+"""One scope's online policy work: recalibrate, replay, promote, roll back, one automatic
+round. ``fairgate policy`` (cli/policy.py) prints what it returns; the benchmarks and tests
+call it directly.
 
-The scope is what ``fairgate serve`` would serve from the same environment (FAIRGATE_MODEL,
-FAIRGATE_POLICY, FAIRGATE_RECORD_URL, or the flags): the model's concrete tag and the mode.
+The scope is a served bundle's: its model's concrete tag and its policy mode (the CLI takes
+them from the environment ``fairgate serve`` reads, or its flags).
 The trained policy is stored as the scope's first version the first time it is needed, so the
 history starts where the model did and a rollback can return to it.
 """
