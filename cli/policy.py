@@ -363,6 +363,9 @@ def auto(
         window_moment(since, datetime.now(UTC))
     except DurationError as error:
         fail(error)
+    from record.policy_store import PolicyStoreError
+    from record.store import store_errors
+
     while True:
         desk = _desk(model, mode, record_url)
         try:
@@ -372,6 +375,12 @@ def auto(
                 min_decisions=min_decisions,
                 max_move=bound,
             )
+        except (*store_errors(), PolicyStoreError, ValueError) as error:
+            # One bad round (the database away, someone else's change meanwhile) is said and
+            # the schedule goes on; --once reports it as a failure.
+            line = f"round failed: {error}"
+            if once:
+                fail(line)
         finally:
             desk.store.close()
         typer.echo(f"{datetime.now(UTC).isoformat(timespec='seconds')} {line}")

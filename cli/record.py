@@ -118,18 +118,30 @@ def export_format(output: Path, given: str | None) -> Literal["parquet", "csv"]:
 def verify() -> None:
     """Check the record's hash chains: exit 0 if intact, 1 listing every edited,
     deleted or inserted row."""
+    from record.policy_store import PolicyStore
     from record.store import store_errors
 
     store = open_existing_record()
     try:
         report = store.verify()
+        # The policy log (versions, promotions, rollbacks) lives in the same database.
+        policies = PolicyStore(store)
+        policy_problems, policy_entries = policies.verify(), len(policies.entries())
     except store_errors() as error:
         fail(f"cannot read the record: {error}")
     finally:
         store.close()
-    if report.ok:
-        console.print(f"ok: {report.rows:,} records in {report.writers:,} chains, intact")
+    if policy_problems:
+        for problem in policy_problems:
+            console.print(f"policy log: {problem}", markup=False, highlight=False)
+    if report.ok and not policy_problems:
+        console.print(f"ok: {report.rows:,} records in {report.writers:,} chains, intact; "
+                      f"policy log: {policy_entries:,} entries, intact")  # fmt: skip
         return
+    if report.ok:
+        console.print(f"TAMPERED: the policy log ({len(policy_problems)} problems); "
+                      f"{report.rows:,} records in {report.writers:,} chains, intact")  # fmt: skip
+        raise typer.Exit(1)
     for problem in report.problems[:SHOWN_PROBLEMS]:
         console.print(str(problem), markup=False, highlight=False)
     if len(report.problems) > SHOWN_PROBLEMS:

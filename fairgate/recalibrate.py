@@ -288,7 +288,12 @@ def recalibrate(
             recalibrated=group in enough,
             cut_before=cut(active.rules[group]),
             cut_after=cut(policy.rules[group]),
-            cut_interval=_interval(_cut_draws(scores, k, rng, n_boot)) if group in enough else None,
+            # Under one cut-off no group's quantile chose it: no interval of a group's own.
+            cut_interval=(
+                _interval(_cut_draws(scores, k, rng, n_boot))
+                if group in enough and target.kind == "equal-rates"
+                else None
+            ),
             rate_before=before[group],
             rate_after=after,
             rate_interval=_interval(drawn),
@@ -323,7 +328,7 @@ def _equal_rates(
     cuts = {g: _between(s, round(target.approval_rate * len(s))) for g, s in enough.items()}
     rules = {g: GroupRule.threshold(cuts[g]) if g in cuts else rule
              for g, rule in active.rules.items()}  # fmt: skip
-    policy = ThresholdPolicy(
+    draft = ThresholdPolicy(
         attributes=active.attributes,
         rules=rules,
         unseen=active.unseen,
@@ -332,7 +337,13 @@ def _equal_rates(
         objective=f"approval rate {target.approval_rate:.4f}",
         mode=active.mode,
     )
-    return policy
+    # The unseen rule chosen again among the new rules, as at training (most lenient or
+    # pooled), on an even sample of the live scores (at most about 5,000: enough to rank rules).
+    step = max(1, sum(len(s) for s in enough.values()) // 5000)
+    sample = {g: s[::step] for g, s in enough.items()}
+    scores = np.concatenate(list(sample.values()))
+    groups = np.concatenate([np.full(len(s), g, dtype=object) for g, s in sample.items()])
+    return draft.with_unseen_rule(active.unseen_rule, scores=scores, groups=groups)
 
 
 def _one_cut(

@@ -53,10 +53,11 @@ def haproxy_config(port: int, servers: Sequence[int], stats_socket: Path) -> str
         "    timeout server 10s",
         "    timeout check 1s",
         # A request sent to a replica that refused the connection, or closed it without an
-        # answer (killed), or did not answer in time, goes to another replica on each retry.
+        # answer (killed), goes to another replica on each retry. Not one that is merely slow:
+        # that replica is still deciding and would record and count it a second time.
         "    retries 3",
         "    option redispatch 1",
-        "    retry-on conn-failure empty-response response-timeout",
+        "    retry-on conn-failure empty-response",
         "frontend fairgate",
         f"    bind 127.0.0.1:{port}",
         f"    default_backend {BACKEND}",

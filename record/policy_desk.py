@@ -124,7 +124,7 @@ class PolicyDesk:
             f"recalibrated from {len(window):,} live decisions: four-fifths ratio "
             f"{_shown(found.ratio_before)} -> {_shown(found.ratio_after)}"
         )
-        self.store.add_version(
+        entry = self.store.add_version(
             self.scope,
             found.policy.version,
             parent=active.version,
@@ -132,7 +132,10 @@ class PolicyDesk:
             author=author,
             reason=text,
         )
-        return Candidate(found.policy.version, active.version, True, found, span)
+        # The same rules may be stored already (an earlier window gave them): that entry,
+        # its parent and window are what diff and promote use, so they are what is reported.
+        stored = entry.body_data().get("window", span)
+        return Candidate(entry.version, entry.parent, True, found, stored)
 
     def replay(self, version: str, since: datetime | None = None) -> Replay:
         """The version's window (or one from ``since``) replayed under it, against the

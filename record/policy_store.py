@@ -36,6 +36,7 @@ POLICY_LOCK: Final[int] = 0x706F6C69  # advisory lock: one appender at a time (P
 NOTHING_TO_ROLL_BACK: Final[str] = (
     "nothing to roll back in {scope}: the trained policy {version} is active"
 )
+ALREADY_ACTIVE: Final[str] = "{version} is already the active version in {scope}"
 UNKNOWN_VERSION: Final[str] = "no policy version {version!r} for {scope} in the store"
 _QUOTED = ", ".join(f'"{name}"' for name in POLICY_COLUMNS)
 
@@ -221,7 +222,10 @@ class PolicyStore:
         self.version(scope, version)  # refuses an unknown one
 
         def named() -> tuple[str, str]:
-            return version, self.active(scope, trained).version
+            now = self.active(scope, trained).version
+            if now == version:  # a second push of it would make the next rollback a no-op
+                raise PolicyStoreError(ALREADY_ACTIVE.format(version=version, scope=scope))
+            return version, now
 
         return self._append("promote", scope, named, author, reason, {})
 
@@ -293,15 +297,39 @@ class PolicyStore:
             return write()
 
     # --- checking ---------------------------------------------------------------------
+    def _snapshot(self) -> tuple[tuple[int, str] | None, list[PolicyEntry]]:
+        """The head and every entry from one read transaction: an append committed between
+        two separate reads would look like an entry inserted past the head."""
+        conn = self.store._conn()
+        head_query = f'SELECT "last_seq", "last_hash" FROM {POLICY_HEAD}'
+        if self.store.backend == "sqlite":
+            conn.execute("BEGIN")
+            try:
+                head = conn.execute(head_query).fetchone()
+                entries = self.entries()
+            finally:
+                conn.execute("COMMIT")
+            return head, entries
+        import psycopg
+
+        with self.store._connect() as own:
+            own.autocommit = False
+            own.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with own.transaction():
+                head = own.execute(head_query).fetchone()
+                query = f'SELECT {_QUOTED} FROM {POLICY_TABLE} ORDER BY "seq"'
+                entries = [PolicyEntry(*row) for row in own.execute(query).fetchall()]
+        return head, entries
+
     def verify(self) -> list[str]:
         """Problems in the chain (none: intact): an edited entry, a hole, a broken link, newest
         entries missing (the head names an entry that is not there)."""
         problems = []
         expected_seq, prev = 1, GENESIS
-        found = self.store._conn().execute(f'SELECT "last_seq", "last_hash" FROM {POLICY_HEAD}')
-        head = found.fetchone()
-        entries = self.entries()
+        head, entries = self._snapshot()
         last = (entries[-1].seq, entries[-1].hash) if entries else (0, GENESIS)
+        if head is None and entries:
+            problems.append(f"the head is missing ({len(entries)} entries, none named by it)")
         if head is not None and last != tuple(head):
             if last[0] > head[0]:
                 problems.append(f"entries {head[0] + 1} to {last[0]}: past the head (inserted)")

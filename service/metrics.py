@@ -68,7 +68,9 @@ def create_metrics() -> ServiceMetrics:
             "fairgate_policy_info",
             "The policy version deciding now (1; 0 once replaced), per worker the highest.",
             ["version", "mode"],
-            multiprocess_mode="max",
+            # Live workers only: a worker that died before a switch must not keep its old
+            # version at 1 beside the new one.
+            multiprocess_mode="livemax",
         ),
         policy_changes=Counter(
             "fairgate_policy_changes_total",

@@ -259,7 +259,19 @@ class DecisionService:
             )
         )
         if self.policy_watch is not None:
-            self.policy_watch.check()  # the active version before the first request
+            # The active version before the first request: a start, not a change (neither
+            # counted nor logged as one). A store that cannot give it is retried by the watch;
+            # meanwhile the trained policy decides (a worker failing here would be restarted
+            # forever, on every replica).
+            self._starting = True
+            try:
+                self.policy_watch.check()
+            except (*store_errors(), ValueError, KeyError) as error:
+                logging.getLogger("bentoml.fairgate").warning(
+                    "fairgate: cannot read the active policy version at start, serving the "
+                    "trained %s until it can: %s", bundle.policy.version, error,
+                )  # fmt: skip
+            self._starting = False
             self.policy_watch.start()
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_DropClientErrors())
         tune_gc(config.gc)
@@ -276,6 +288,8 @@ class DecisionService:
         self.decider = Decider(replace(self.bundle, policy=policy), self.draw_key)
         self._show_policy(old, 0)
         self._show_policy(policy, 1)
+        if getattr(self, "_starting", False):
+            return
         self.metrics.policy_changes.inc()
         how, since = "trained policy", active.since
         if since is not None:

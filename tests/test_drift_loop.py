@@ -18,7 +18,9 @@ from loadtests.drift_summary import summary, update_doc
 pytestmark = pytest.mark.integration
 
 SWITCH_SECONDS = 5.0
-CHAINS = re.compile(r"ok: [\d,]+ records in (?P<chains>\d+) chains, intact")
+CHAINS = re.compile(
+    r"ok: [\d,]+ records in (?P<chains>\d+) chains, intact; policy log: [\d,]+ entries, intact"
+)
 # 600 decisions a second for 8 s a phase: about 2,400 a group to recalibrate from and as many
 # to judge the new version on, each ratio within about 0.05 (95%). The suite's model gives
 # about 0.71 under the drift and 0.94 to 0.96 after the promotion; the applicants are seeded,

@@ -85,7 +85,7 @@ def test_promote_reaches_answers_records_policy_and_metrics(served, trained):
     tight = policy_cli(env, "promote", version, "--max-move", "0.001")
     assert tight.returncode == 2 and "promote it with --force and --reason" in tight.stderr
     no_reason = policy_cli(env, "promote", version, "--max-move", "0.001", "--force")
-    assert no_reason.returncode == 2
+    assert no_reason.returncode == 2 and "promote it with --force and --reason" in no_reason.stderr
     assert version_of(service.url, drifted[0]) == trained_version
     done = policy_cli(env, "promote", version, "--force", "--reason", "women's incomes drifted")
     assert done.returncode == 0, done.stderr
@@ -121,6 +121,11 @@ def test_the_active_version_survives_a_restart_and_rollback_returns(served, trai
     again = LiveService(tag, **env).wait()
     try:
         assert version_of(again.url, row) == active  # from its first answer on
+        # A start with a promoted version is not a change: not counted (no annotation).
+        metrics = httpx.get(f"{again.url}/metrics").text
+        assert "fairgate_policy_changes_total 0.0" in metrics
+        assert f'fairgate_policy_info{{mode="mitigated",version="{active}"}} 1.0' in metrics
+        assert "policy change" not in again.log_tail()
         back = policy_cli(env, "rollback", "--reason", "drift over")
         assert back.returncode == 0, back.stderr
         for url in (service.url, again.url):
@@ -139,6 +144,9 @@ def test_the_active_version_survives_a_restart_and_rollback_returns(served, trai
 
 def test_refusals_name_what_is_wrong(served):
     _, env, _ = served
+    listed = json.loads(policy_cli(env, "list", "--json").stdout)
+    again = policy_cli(env, "promote", listed["active"])
+    assert again.returncode == 2 and "already the active version" in again.stderr
     unknown = policy_cli(env, "promote", "p-000000000000")
     assert unknown.returncode == 2 and "no policy version 'p-000000000000'" in unknown.stderr
     far = datetime(2001, 1, 1, tzinfo=UTC).isoformat()

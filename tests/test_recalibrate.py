@@ -131,7 +131,12 @@ def test_small_and_unknown_groups_keep_their_rules_with_a_note(mode):
     found = recalibrate(active, window_of(groups), Target("equal-rates", TARGET_RATE), n_boot=50)
     candidate = found.policy
     assert candidate.rules["c"] == active.rules["c"]
-    assert candidate.unseen == active.unseen and candidate.unseen_rule == active.unseen_rule
+    # The unseen rule is chosen again, as at training: the most lenient of the candidate's
+    # rules on the live scores of the recalibrated groups.
+    pooled = np.concatenate([groups["a"], groups["b"]])
+    lenient = max(("a", "b", "c"), key=lambda g: expected_rate(candidate.rules[g], pooled))
+    assert candidate.unseen == candidate.rules[lenient]
+    assert candidate.unseen_rule == active.unseen_rule == "most-lenient"
     assert list(candidate.rules) == ["a", "b", "c"] and candidate.mode == mode
     assert not found.groups["c"].recalibrated and found.groups["c"].cut_interval is None
     assert "zz" not in found.groups

@@ -116,3 +116,25 @@ def test_help_fits_80_columns(command):
         if not line.startswith("Usage:"):
             assert not line.rstrip().endswith(("...", "…")), line
     assert "<bool>" not in result.output
+
+
+def test_verify_checks_the_policy_log_too(tmp_path):
+    """Versions and promotions are in the same database: an edited promotion is tampering."""
+    from record.policy_store import PolicyStore, Scope
+
+    url = f"sqlite:///{tmp_path / 'record.sqlite'}"
+    fill(url)
+    scope = Scope("m:1", "mitigated")
+    with PolicyStore.open(url) as policies:
+        policies.add_version(scope, "p-2", parent="p-1", body={}, author="a", reason="drift")
+        policies.promote(scope, "p-2", trained="p-1", author="a", reason="drift")
+    result = run(url, "verify")
+    assert result.exit_code == 0, result.output
+    assert "ok: 4 records in 1 chains, intact; policy log: 2 entries, intact" in result.output
+    with sqlite3.connect(tmp_path / "record.sqlite") as conn:
+        conn.execute("DROP TRIGGER policy_log_append_only")
+        conn.execute("UPDATE policy_log SET author = 'someone else' WHERE kind = 'promote'")
+    result = run(url, "verify")
+    assert result.exit_code == 1
+    assert "policy log: entry 2: edited (its hash does not match)" in result.output
+    assert "TAMPERED: the policy log (1 problems)" in result.output
