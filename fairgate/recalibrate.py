@@ -19,7 +19,7 @@ resampled group's k-th largest score is the empirical
 distribution's ``ceil(n U)``-th smallest with ``U ~ Beta(n - k + 1, k)`` (the order statistic
 of uniforms), and a resampled approval count is Binomial(n, rate); so a million decisions cost
 what a thousand do (``tests/test_recalibrate.py`` checks both against resampling rows).
-``replay`` decides a window's recorded decisions again under a candidate: what would change.
+``fairgate.replay`` decides a window's recorded decisions again under a candidate.
 """
 
 from __future__ import annotations
@@ -172,7 +172,8 @@ def _interval(draws: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _ratio(rates: dict[str, float]) -> float:
+def four_fifths(rates: dict[str, float]) -> float:
+    """The lowest group approval rate over the highest (NaN for fewer than two groups)."""
     if len(rates) < 2:
         return math.nan
     top = max(rates.values())
@@ -299,7 +300,10 @@ def recalibrate(
             rate_interval=_interval(drawn),
         )
     total = sum(len(s) for s in ranked.values())
-    overall = lambda rates: sum(rates[g] * len(s) for g, s in ranked.items()) / total  # noqa: E731
+
+    def overall(rates: dict[str, float]) -> float:
+        return sum(rates[g] * len(s) for g, s in ranked.items()) / total
+
     after_rates = {g: c.rate_after for g, c in changes.items()}
     ratio_interval = None
     if len(rate_draws) >= 2:
@@ -315,8 +319,8 @@ def recalibrate(
         groups=changes,
         rate_before=overall(before),
         rate_after=overall(after_rates),
-        ratio_before=_ratio({g: before[g] for g in enough}),
-        ratio_after=_ratio({g: after_rates[g] for g in enough}),
+        ratio_before=four_fifths({g: before[g] for g in enough}),
+        ratio_after=four_fifths({g: after_rates[g] for g in enough}),
         ratio_interval=ratio_interval,
         notes=notes,
     )
@@ -378,84 +382,4 @@ def _one_cut(
         chosen = float(candidates[int(np.argmax(scored))])
     return ThresholdPolicy.single_threshold(
         attributes=active.attributes, groups=list(active.rules), threshold=chosen, mode=active.mode
-    )
-
-
-@dataclass(frozen=True)
-class GroupReplay:
-    group: str
-    decisions: int
-    rate_before: float
-    rate_after: float
-    to_approve: int  # denied then, approved under the candidate
-    to_deny: int
-    cut_before: float
-    cut_after: float
-
-    @property
-    def move(self) -> float:
-        return self.cut_after - self.cut_before
-
-
-@dataclass(frozen=True)
-class Replay:
-    decisions: int
-    changed: int
-    groups: dict[str, GroupReplay]
-    ratio_before: float
-    ratio_after: float
-
-    @property
-    def largest_move(self) -> float:
-        moves = [abs(g.move) for g in self.groups.values() if not math.isnan(g.move)]
-        return max(moves, default=0.0)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "decisions": self.decisions,
-            "changed": self.changed,
-            "largest_move": self.largest_move,
-            "four_fifths_ratio": {"before": self.ratio_before, "after": self.ratio_after},
-            "groups": {g.group: {**g.__dict__, "move": g.move} for g in self.groups.values()},
-        }
-
-
-def replay(
-    active: ThresholdPolicy,
-    candidate: ThresholdPolicy,
-    window: Window,
-    *,
-    min_decisions: int = MIN_DECISIONS,
-) -> Replay:
-    """The window's recorded decisions against ``candidate``'s: per group, what changes.
-
-    ``before`` is what was recorded (whatever version decided it then); ``after`` is the
-    candidate deciding the same scores with the same keyed draws. Cut-off moves are from
-    ``active``, the version served now.
-    """
-    groups: dict[str, GroupReplay] = {}
-    for group, rows in window.split().items():
-        if len(rows) == 0:
-            continue
-        was = window.approved[rows]
-        now = approvals(candidate, group, window.scores[rows], window.draws[rows])
-        served = active.rules.get(group, active.unseen)
-        proposed = candidate.rules.get(group, candidate.unseen)
-        groups[group] = GroupReplay(
-            group=group,
-            decisions=len(rows),
-            rate_before=float(was.mean()),
-            rate_after=float(now.mean()),
-            to_approve=int((now & ~was).sum()),
-            to_deny=int((was & ~now).sum()),
-            cut_before=cut(served),
-            cut_after=cut(proposed),
-        )
-    judged = {g: r for g, r in groups.items() if r.decisions >= min_decisions}
-    return Replay(
-        decisions=len(window),
-        changed=sum(r.to_approve + r.to_deny for r in groups.values()),
-        groups=groups,
-        ratio_before=_ratio({g: r.rate_before for g, r in judged.items()}),
-        ratio_after=_ratio({g: r.rate_after for g, r in judged.items()}),
     )

@@ -19,11 +19,11 @@ from fairgate.policy import ThresholdPolicy
 from fairgate.recalibrate import (
     MIN_DECISIONS,
     Recalibration,
-    Replay,
+    RecalibrationError,
     recalibrate,
-    replay,
     trained_target,
 )
+from fairgate.replay import Replay, replay
 from record.policy_store import PolicyEntry, PolicyStore, Scope
 from record.policy_window import read_window
 
@@ -196,8 +196,6 @@ def _shown(value: float) -> str:
 def auto_round(desk: PolicyDesk, since: datetime, *, min_decisions: int, max_move: float) -> str:
     """One automatic round: recalibrate, replay, promote only within the bound and only if
     the four-fifths ratio rises; returns what happened, in one line."""
-    from fairgate.recalibrate import RecalibrationError
-
     try:
         candidate = desk.recalibrate(since, min_decisions=min_decisions, author="auto")
     except RecalibrationError as error:

@@ -152,7 +152,7 @@ class PolicyStore:
 
     def _ensure_table(self) -> None:
         # A record made before the policy log existed gets the table on first use.
-        conn = self.store._conn()
+        conn = self.store.connection()
         if self.store.backend == "sqlite":
             conn.executescript(SQLITE_SCHEMA)
             return
@@ -167,7 +167,7 @@ class PolicyStore:
     # --- reading ----------------------------------------------------------------------
     def last_seq(self) -> int:
         """The newest entry's number (0: none); what the workers poll."""
-        row = self.store._conn().execute(f'SELECT MAX("seq") FROM {POLICY_TABLE}').fetchone()
+        row = self.store.connection().execute(f'SELECT MAX("seq") FROM {POLICY_TABLE}').fetchone()
         return int(row[0] or 0)
 
     def entries(self, scope: Scope | None = None) -> list[PolicyEntry]:
@@ -177,7 +177,7 @@ class PolicyStore:
         if scope is not None:
             query += f' WHERE "model_version" = {self._p} AND "mode" = {self._p}'
             args = tuple(scope)
-        rows = self.store._conn().execute(query + ' ORDER BY "seq"', args).fetchall()
+        rows = self.store.connection().execute(query + ' ORDER BY "seq"', args).fetchall()
         return [PolicyEntry(*row) for row in rows]
 
     def version(self, scope: Scope, version: str) -> PolicyEntry:
@@ -256,7 +256,7 @@ class PolicyStore:
         (what is active is read there: two racing promotions or rollbacks each see the
         other's entry, or one of them would name a stale parent or pop twice). ``stored``: the
         entry this one would repeat, looked for under the lock too (returned, nothing added)."""
-        conn = self.store._conn()
+        conn = self.store.connection()
         p = self._p
         author = author or default_author()
         text = to_json(body)
@@ -300,7 +300,7 @@ class PolicyStore:
     def _snapshot(self) -> tuple[tuple[int, str] | None, list[PolicyEntry]]:
         """The head and every entry from one read transaction: an append committed between
         two separate reads would look like an entry inserted past the head."""
-        conn = self.store._conn()
+        conn = self.store.connection()
         head_query = f'SELECT "last_seq", "last_hash" FROM {POLICY_HEAD}'
         if self.store.backend == "sqlite":
             conn.execute("BEGIN")

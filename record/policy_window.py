@@ -15,7 +15,6 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 
@@ -33,20 +32,6 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-@contextmanager
-def _one_snapshot(conn: Any) -> Iterator[None]:
-    """One read transaction (SQLite): a query after the first sees the rows the first saw, not
-    a decision committed between them (which would shift every unknown group's name)."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")
 
 
 def _where(p: str, live: str, versions: int) -> str:
@@ -88,8 +73,8 @@ def _sqlite(
     drawn = ', "draw"' if draws else ""
     where = _where("?", '"probe" = 0', versions)
     query = f'SELECT "score", {code}, "decision" = \'approve\'{drawn} FROM {TABLE} {where}'
-    conn = store._conn()
-    with _collector_paused(), _one_snapshot(conn):
+    conn = store.connection()
+    with _collector_paused():
         rows = conn.execute(query, (*groups, *args)).fetchall()
         if not rows:
             return _window([], [], [], [])
@@ -138,7 +123,7 @@ def _postgres(
         f'COPY (SELECT "score", CASE "group" {case} ELSE -1 END, "decision" = \'approve\', '
         f"COALESCE(\"draw\", 'NaN'::float8) FROM {TABLE} {where}) TO STDOUT (FORMAT binary)"
     )
-    conn = store._conn()
+    conn = store.connection()
     buffer = bytearray()
     with conn.cursor() as cursor, cursor.copy(query, (*groups, *args)) as copy:
         for chunk in copy:
@@ -167,7 +152,7 @@ def _postgres_named(
         f'SELECT "group", array_agg("score"), array_agg("decision" = \'approve\'){drawn} '
         f'FROM {TABLE} {where} GROUP BY "group"'
     )
-    conn = store._conn()
+    conn = store.connection()
     with _collector_paused(), conn.cursor(binary=True) as cursor:
         found = cursor.execute(query, args).fetchall()
         names = [row[0] for row in found]

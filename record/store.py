@@ -101,6 +101,11 @@ class RecordStore(ABC):
                 self._connections.append(conn)
         return conn
 
+    def connection(self) -> Any:
+        """This thread's connection (made on first use): for the policy store and the window
+        query, which live in the same database."""
+        return self._conn()
+
     def reset(self) -> None:
         """Drop this thread's connection (after a failure); the next call makes a new one."""
         conn = getattr(self._local, "conn", None)

@@ -16,9 +16,9 @@ from fairgate.recalibrate import (
     Target,
     Window,
     recalibrate,
-    replay,
     trained_target,
 )
+from fairgate.replay import replay
 
 TARGET_RATE = 0.48
 
