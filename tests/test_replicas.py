@@ -24,7 +24,8 @@ import pytest
 
 from loadtests.answers import ENV_VAR, read_answers
 from loadtests.balancer import show_stat
-from loadtests.pool import target_pool
+from loadtests.drift import apply_drift, parse_drift
+from loadtests.pool import target_policy, target_pool
 from loadtests.replicas import ReplicaSet
 from loadtests.runner import LocustRun, run_locust
 from loadtests.slo import RunStats
@@ -41,6 +42,7 @@ RATE = 20
 BATCH = 20
 LOAD_SECONDS = 10
 KILL_RUN_SECONDS = 12
+PROMOTION_RUN_SECONDS = 12
 # Answers logged before the kill, so it lands mid-run (at ~80/s: about 2 s in).
 ANSWERS_BEFORE_KILL = 150
 PROMOTION_SECONDS = 5.0
@@ -188,9 +190,13 @@ class _Stream(threading.Thread):
         self.join(15)
 
 
-def test_a_promoted_policy_and_its_rollback_reach_both_replicas_within_5_s(replicas, trained):
+def test_a_promoted_policy_and_its_rollback_reach_both_replicas_within_5_s(
+    replicas, trained, tmp_path
+):
     pool = target_pool(replicas.balancer_url, DRIFTED)
-    drifted = [body | {DRIFT_FIELD: body[DRIFT_FIELD] * DRIFT_FACTOR} for body in pool.singles]
+    contract, _ = target_policy(replicas.balancer_url)
+    drift = parse_drift(f"{DRIFT_FIELD}*{DRIFT_FACTOR}", contract)
+    drifted = apply_drift(pool.singles, drift, contract)
     for start in range(0, len(drifted), 1000):
         batch = {"applications": drifted[start : start + 1000]}
         response = httpx.post(f"{replicas.balancer_url}/decide_batch", json=batch, timeout=60)
@@ -202,11 +208,22 @@ def test_a_promoted_policy_and_its_rollback_reach_both_replicas_within_5_s(repli
     env = {"FAIRGATE_RECORD_URL": replicas.record_url, "FAIRGATE_MODEL": trained.tag or ""}
     new = json.loads(_policy("recalibrate", "--since", "10m", "--json", env=env))["version"]
     assert new != old, f"the recalibration kept the served policy {old}"
+    # Under Locust load through the balancer, and a stream of single decisions beside it
+    # whose every answer is kept (its version included).
+    locust: list[RunStats] = []
+    load = threading.Thread(
+        target=lambda: locust.append(_load(replicas, tmp_path, PROMOTION_RUN_SECONDS)[0]),
+        daemon=True,
+    )
+    load.start()
     with _Stream(replicas.balancer_url, pool.singles[:200]) as stream:
+        time.sleep(2)  # the load is running
         _policy("promote", new, "--force", "--reason", "test_replicas", env=env)
         promoted = _seconds_to_serve(replicas, new, application, time.monotonic())
         _policy("rollback", env=env)
         rolled_back = _seconds_to_serve(replicas, old, application, time.monotonic())
+    load.join(PROMOTION_RUN_SECONDS + 60)
+    assert locust and locust[0].requests > 0 and locust[0].failures == 0, locust
     print(f"\npolicy: {new} served after {promoted} s, {old} again after {rolled_back} s; "
           f"{len(stream.answers)} requests through the balancer meanwhile")  # fmt: skip
     assert all(s is not None and s <= PROMOTION_SECONDS for s in promoted), promoted
