@@ -12,11 +12,14 @@ import json
 import os
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cli.errors import fail
+
+if TYPE_CHECKING:  # imported inside the commands: `fairgate --help` stays free of bentoml
+    from record.policy_desk import PolicyDesk
 
 policy = typer.Typer(
     help="Online thresholds: recalibrate from the record's live decisions, replay a candidate "
@@ -46,7 +49,7 @@ MaxMoveOption = Annotated[
 ]
 
 
-def _desk(model: str | None, mode: str | None, record_url: str | None) -> Any:
+def _desk(model: str | None, mode: str | None, record_url: str | None) -> PolicyDesk:
     from cli.record import open_existing_record
     from fairgate.artifacts import DEFAULT_MODEL, ArtifactError, load_serving_bundle
     from fairgate.policy import DEFAULT_POLICY_MODE, POLICY_MODES
@@ -367,7 +370,13 @@ def auto(
     from record.store import store_errors
 
     while True:
-        desk = _desk(model, mode, record_url)
+        try:
+            desk = _desk(model, mode, record_url)  # says what is wrong, then exits
+        except typer.Exit:
+            if once:
+                raise
+            time.sleep(period)  # the database may be back by the next round
+            continue
         try:
             line = auto_round(
                 desk,

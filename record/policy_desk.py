@@ -20,6 +20,7 @@ from fairgate.recalibrate import (
     MIN_DECISIONS,
     Recalibration,
     RecalibrationError,
+    Window,
     recalibrate,
     trained_target,
 )
@@ -79,7 +80,7 @@ class PolicyDesk:
     def entries(self) -> list[PolicyEntry]:
         return self.store.entries(self.scope)
 
-    def window(self, since: datetime, until: datetime) -> Any:
+    def window(self, since: datetime, until: datetime) -> Window:
         versions = sorted({e.version for e in self.entries() if e.kind == "version"})
         return read_window(
             self.store.store,
