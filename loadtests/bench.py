@@ -19,6 +19,7 @@ from fairgate.probe_auth import new_token
 from loadtests.bench_inprocess import markdown as inprocess_markdown
 from loadtests.bench_inprocess import measure
 from loadtests.bench_policy import check_seconds
+from loadtests.doc_section import splice
 from loadtests.runner import LocustRun, run_locust
 from loadtests.server import running_server
 from loadtests.server_latency import bucket_counts, quantile
@@ -284,17 +285,5 @@ def write_results(section: str, out: Path, *, update_doc: bool = False) -> list[
     result.write_text(f"# Benchmarks (fairgate bench)\n\n{section}\n")
     if not update_doc:
         return [result]
-    _update_doc(DOC, section)
+    splice(DOC, section, START, END, "# Benchmarks")
     return [result, DOC]
-
-
-def _update_doc(doc: Path, section: str) -> None:
-    """Replace the generated section of ``doc`` (or append it), keeping the rest."""
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    doc.write_text(text)

@@ -30,6 +30,7 @@ import bentoml
 import numpy as np
 
 from fairgate.artifacts import ServingBundle, load_serving_bundle
+from loadtests.doc_section import splice
 from record.entry import Record, chain
 from record.policy_desk import PolicyDesk
 from record.policy_store import PolicyStore, Scope
@@ -189,16 +190,6 @@ def markdown(results: dict[str, dict[str, float]], count: int) -> str:
     return "\n".join(lines)
 
 
-def _update_doc(section: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=1_000_000)
@@ -233,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     section = markdown(results, args.decisions)
     print(section)
     if args.update_doc:
-        _update_doc(section)
+        splice(DOC, section, START, END, "# Benchmarks")
 
 
 if __name__ == "__main__":

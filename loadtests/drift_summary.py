@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from loadtests.doc_section import splice
 from loadtests.drift_stack import Ratio
 from loadtests.drift_traffic import BATCH, SENDERS
 from service.launch import REPO
@@ -125,11 +126,4 @@ def update_doc(section: str, mode: str, doc: Path = DOC) -> None:
         f"<!-- generated: drift-loop-{mode} -->",
         f"<!-- end generated: drift-loop-{mode} -->",
     )
-    text = doc.read_text() if doc.exists() else "# Online thresholds\n"
-    block = f"{start}\n{section}\n{end}"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + block + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    doc.write_text(text)
+    splice(doc, f"{start}\n{section}\n{end}", start, end, "# Online thresholds")

@@ -5,14 +5,23 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from loadtests.postgres import INSTALL_HINT, PostgresServer, postgres_bindir
 
-__all__ = ["INSTALL_HINT", "PostgresServer", "postgres_bindir", "postgres_server", "postgres_url"]
+__all__ = [
+    "INSTALL_HINT",
+    "PostgresServer",
+    "postgres_bindir",
+    "postgres_server",
+    "postgres_url",
+    "raw_sql",
+]
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +38,23 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.sql(f"CREATE DATABASE {name}")
     yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
     postgres_server.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def raw_sql(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> tuple[str, Callable[[str], list[tuple]]]:
+    """For a fixture parametrized with "sqlite" and "postgresql": a fresh record URL of that
+    backend and a function running one SQL statement on it outside any store (as an insider
+    tampering with the database would)."""
+    if request.param == "sqlite":
+        path = tmp_path / "record.sqlite"
+
+        def raw(sql: str) -> list[tuple]:
+            with sqlite3.connect(path, isolation_level=None) as conn:
+                return conn.execute(sql).fetchall()
+
+        return f"sqlite:///{path}", raw
+    url = request.getfixturevalue("postgres_url")
+    server = request.getfixturevalue("postgres_server")
+    database = url.rsplit("/", 1)[1]
+    return url, lambda sql: server.sql(sql, database)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from record.policy_store import (
 )
 from record.policy_window import read_window
 from record.store import RecordStore
-from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.postgres import postgres_server, postgres_url, raw_sql  # noqa: F401 - fixtures
 
 LDA = Scope("m:1", "lda")
 TRAINED = "p-trained"
@@ -44,23 +43,17 @@ class Backend:
     allow_edits: tuple[str, ...]  # what lifts the append-only triggers
 
 
+# What lifts the append-only triggers, per backend.
+LIFT = {
+    "sqlite": ("DROP TRIGGER policy_log_append_only", "DROP TRIGGER policy_log_no_delete"),
+    "postgresql": ("ALTER TABLE policy_log DISABLE TRIGGER policy_log_append_only",),
+}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request, tmp_path) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        path = tmp_path / "record.sqlite"
-
-        def raw(sql: str) -> list[tuple]:
-            with sqlite3.connect(path, isolation_level=None) as conn:
-                return conn.execute(sql).fetchall()
-
-        lift = ("DROP TRIGGER policy_log_append_only", "DROP TRIGGER policy_log_no_delete")
-        yield Backend(f"sqlite:///{path}", raw, lift)
-        return
-    url = request.getfixturevalue("postgres_url")
-    server = request.getfixturevalue("postgres_server")
-    database = url.rsplit("/", 1)[1]
-    lift = ("ALTER TABLE policy_log DISABLE TRIGGER policy_log_append_only",)
-    yield Backend(url, lambda sql: server.sql(sql, database), lift)
+    url, raw = raw_sql(request, tmp_path)
+    yield Backend(url, raw, LIFT[request.param])
 
 
 @pytest.fixture

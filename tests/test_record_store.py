@@ -3,7 +3,6 @@ the test starts (tests/postgres.py). Tampering is done with raw SQL, as an insid
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,7 @@ import pytest
 
 from record import Record, RecordWriter, open_record
 from record.store import RecordStore, RecordStoreError
-from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.postgres import postgres_server, postgres_url, raw_sql  # noqa: F401 - fixtures
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
@@ -25,25 +24,17 @@ class Backend:
     allow_edits: str  # the SQL that lifts the append-only trigger
 
 
+# What lifts the append-only trigger, per backend.
+LIFT = {
+    "sqlite": "DROP TRIGGER decision_record_append_only",
+    "postgresql": "ALTER TABLE decision_record DISABLE TRIGGER decision_record_append_only",
+}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request, tmp_path) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        path = tmp_path / "record.sqlite"
-
-        def raw(sql: str) -> list[tuple]:
-            with sqlite3.connect(path, isolation_level=None) as conn:
-                return conn.execute(sql).fetchall()
-
-        yield Backend(f"sqlite:///{path}", raw, "DROP TRIGGER decision_record_append_only")
-        return
-    url = request.getfixturevalue("postgres_url")
-    server = request.getfixturevalue("postgres_server")
-    database = url.rsplit("/", 1)[1]
-    yield Backend(
-        url,
-        lambda sql: server.sql(sql, database),
-        "ALTER TABLE decision_record DISABLE TRIGGER decision_record_append_only",
-    )
+    url, raw = raw_sql(request, tmp_path)
+    yield Backend(url, raw, LIFT[request.param])
 
 
 def record(app_id: str, time: datetime = T0, **changes) -> Record:
@@ -125,8 +116,8 @@ def test_an_edited_request_is_found(store: RecordStore, backend: Backend):
     fill(store)
     backend.raw(backend.allow_edits)
     backend.raw(
-        "UPDATE decision_record SET request = '{\"application_id\":\"APP-4\","
-        "\"annual_income\":92000.0,\"gender\":\"female\"}' WHERE seq = 5"
+        'UPDATE decision_record SET request = \'{"application_id":"APP-4",'
+        '"annual_income":92000.0,"gender":"female"}\' WHERE seq = 5'
     )
     assert [(p.kind, p.seq) for p in store.verify().problems] == [("edited", 5)]
 
@@ -201,9 +192,7 @@ def test_export_a_time_range(store: RecordStore, tmp_path, format):
     frame = pd.read_parquet(out) if format == "parquet" else pd.read_csv(out)
     assert list(frame["application_id"]) == ["APP-1", "APP-2", "APP-3"]
     assert list(frame["seq"]) == [2, 3, 4]
-    assert pd.to_datetime(frame["time"], utc=True).iloc[0] == pd.Timestamp(
-        "2026-01-01T09:01:00Z"
-    )
+    assert pd.to_datetime(frame["time"], utc=True).iloc[0] == pd.Timestamp("2026-01-01T09:01:00Z")
     assert frame["score"].iloc[0] == 0.8164808822698211
 
 
